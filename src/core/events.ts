@@ -1,0 +1,124 @@
+/**
+ * Canonical events: protocol-neutral plain data that travels through the queue (and, later,
+ * Redis), so everything here must survive JSON.stringify/parse unchanged.
+ */
+import type { StanzaErrorCondition } from './errors.js';
+import { newEventId } from './ids.js';
+
+export type Side = 'sip' | 'xmpp';
+
+/**
+ * An address on one side, as `user@domain` (plus an XMPP resource when one is known).
+ * On the XMPP side `user` is the JID localpart exactly as on the wire (XEP-0106 escaped);
+ * on the SIP side it is the URI user part. E.164 numbers are kept in `+` form as `user`.
+ */
+export interface Address {
+  readonly side: Side;
+  readonly user: string;
+  readonly domain: string;
+  readonly resource?: string;
+}
+
+interface EventBase {
+  readonly id: string;
+  /** Side the event entered the bridge from. */
+  readonly origin: Side;
+  readonly from: Address;
+  readonly to: Address;
+  /** Repeats of the same message on the origin side carry the same key (delivered once). */
+  readonly dedupeKey: string;
+  /** Milliseconds since the epoch, from the bridge's clock. */
+  readonly createdAt: number;
+  /**
+   * The origin's own handle for it (XMPP stanza id, SIP Call-ID), so a failure can be rendered
+   * against the original on its way back.
+   */
+  readonly originRef?: string;
+  /** W3C trace context carriers (OpenTelemetry), when tracing is on. */
+  readonly trace?: Readonly<Record<string, string>>;
+}
+
+export interface MessageEvent extends EventBase {
+  readonly kind: 'message';
+  readonly body: string;
+  /** MIME type of `body`; `text/plain` unless the sender said otherwise. */
+  readonly contentType: string;
+  readonly thread?: string;
+  /** XMPP message type (chat/normal) when it came from XMPP; SIP has only page-mode IM. */
+  readonly messageType?: 'chat' | 'normal';
+  readonly alternative?: { readonly contentType: string; readonly body: string };
+  readonly receiptRequested?: boolean;
+}
+
+/** Something could not be delivered: goes back to the origin of event `ref`. */
+export interface FailureEvent extends EventBase {
+  readonly kind: 'failure';
+  /** Id of the event that failed. */
+  readonly ref: string;
+  /** Kind of the event that failed (an XMPP error is rendered as the same stanza kind). */
+  readonly refKind: CanonicalEvent['kind'];
+  readonly condition: StanzaErrorCondition;
+  readonly text?: string;
+  /** SIP status that caused it, when it came from SIP (kept for logs and precise mapping). */
+  readonly sipStatus?: number;
+}
+
+// `presence`, `subscription` and `probe` join this union in later phases (DESIGN.md).
+export type CanonicalEvent = MessageEvent | FailureEvent;
+
+export interface NewMessage {
+  origin: Side;
+  from: Address;
+  to: Address;
+  body: string;
+  contentType?: string;
+  dedupeKey: string;
+  createdAt: number;
+  originRef?: string;
+  thread?: string;
+  messageType?: 'chat' | 'normal';
+}
+
+export function messageEvent(m: NewMessage): MessageEvent {
+  return {
+    kind: 'message',
+    id: newEventId(),
+    contentType: 'text/plain',
+    ...stripUndefined(m),
+  } as MessageEvent;
+}
+
+/**
+ * The failure of `original`, addressed back to its sender: `from` is the address the sender
+ * wrote to, `to` is the sender.
+ */
+export function failureOf(
+  original: CanonicalEvent,
+  failure: { condition: StanzaErrorCondition; text?: string; sipStatus?: number },
+  now: number,
+): FailureEvent {
+  return stripUndefined({
+    kind: 'failure' as const,
+    id: newEventId(),
+    origin: original.origin,
+    from: original.to,
+    to: original.from,
+    dedupeKey: `failure:${original.id}`,
+    createdAt: now,
+    originRef: original.originRef,
+    ref: original.id,
+    refKind: original.kind,
+    condition: failure.condition,
+    text: failure.text,
+    sipStatus: failure.sipStatus,
+  }) as FailureEvent;
+}
+
+export function formatAddress(a: Address): string {
+  const base = a.user === '' ? a.domain : `${a.user}@${a.domain}`;
+  return a.resource === undefined ? base : `${base}/${a.resource}`;
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
