@@ -36,6 +36,11 @@ interface EventBase {
   readonly originRef?: string;
   /** W3C trace context carriers (OpenTelemetry), when tracing is on. */
   readonly trace?: Readonly<Record<string, string>>;
+  /**
+   * Set by the router when it translates `from`/`to` for the other side: the addresses exactly
+   * as the origin wrote them, so a failure goes back to the sender from the address it wrote to.
+   */
+  readonly source?: { readonly from: Address; readonly to: Address };
 }
 
 export interface MessageEvent extends EventBase {
@@ -89,20 +94,21 @@ export function messageEvent(m: NewMessage): MessageEvent {
 }
 
 /**
- * The failure of `original`, addressed back to its sender: `from` is the address the sender
- * wrote to, `to` is the sender.
+ * The failure of `original`, addressed back to its sender in the sender's own terms: `from` is
+ * the address the sender wrote to, `to` is the sender. Its `origin` is the side that failed.
  */
 export function failureOf(
   original: CanonicalEvent,
   failure: { condition: StanzaErrorCondition; text?: string; sipStatus?: number },
   now: number,
 ): FailureEvent {
+  const sent = original.source ?? { from: original.from, to: original.to };
   return stripUndefined({
     kind: 'failure' as const,
     id: newEventId(),
-    origin: original.origin,
-    from: original.to,
-    to: original.from,
+    origin: original.to.side,
+    from: sent.to,
+    to: sent.from,
     dedupeKey: `failure:${original.id}`,
     createdAt: now,
     originRef: original.originRef,
