@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * sip-xmpp-bridge command line: `start --config FILE`, `check-config FILE`.
+ */
+import { Command } from 'commander';
+import { createBridge } from './app.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { createLogger } from './telemetry/logger.js';
+
+const program = new Command()
+  .name('sip-xmpp-bridge')
+  .description('Federation bridge for instant messages between SIP/SIMPLE and XMPP')
+  .showHelpAfterError();
+
+program
+  .command('check-config')
+  .description('validate a configuration file and exit')
+  .argument('<file>', 'YAML configuration file')
+  .action(async (file: string) => {
+    const config = await loadConfig(file);
+    process.stdout.write(
+      `${file}: valid (component ${config.xmpp.component}, ${config.sip.listen.length} SIP listener(s), ${config.mapping.identities.length} identities)\n`,
+    );
+  });
+
+program
+  .command('start')
+  .description('run the bridge')
+  .requiredOption('-c, --config <file>', 'YAML configuration file')
+  .action(async (opts: { config: string }) => {
+    const config = await loadConfig(opts.config);
+    const logger = createLogger({ level: config.log.level });
+    const bridge = createBridge(config, logger);
+    let stopping: Promise<void> | undefined;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      logger.info({ signal }, 'shutting down');
+      stopping = bridge.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'error while stopping');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    try {
+      await bridge.start();
+    } catch (err) {
+      logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`sip-xmpp-bridge: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`sip-xmpp-bridge: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

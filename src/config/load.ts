@@ -1,0 +1,59 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type BridgeConfig } from './schema.js';
+
+/** A configuration that cannot be used; the message names the key path and what was expected. */
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: readonly string[] = [],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates a parsed document; returns a deep-frozen typed config. */
+export function parseConfig(document: unknown, source = 'config'): Readonly<BridgeConfig> {
+  const result = configSchema.safeParse(document ?? {});
+  if (!result.success) {
+    const issues = result.error.issues.map(describeIssue);
+    throw new ConfigError(`${source} is invalid:\n  ${issues.join('\n  ')}`, issues);
+  }
+  return deepFreeze(result.data);
+}
+
+export async function loadConfig(path: string): Promise<Readonly<BridgeConfig>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    const detail = err instanceof YAMLParseError ? err.message : String(err);
+    throw new ConfigError(`${path} is not valid YAML: ${detail}`);
+  }
+  return parseConfig(document, path);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const where = issue.path.length > 0 ? `${path}.` : '';
+    return issue.keys.map((k) => `${where}${k}: unknown key`).join('; ');
+  }
+  return `${path}: ${issue.message}`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

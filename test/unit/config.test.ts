@@ -1,0 +1,73 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
+
+const minimal = {
+  sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 5060 }] },
+  xmpp: { component: 'sip.xmpp.test', secret: 's3cret' },
+  mapping: { xmppDomains: ['xmpp.test'] },
+};
+
+function withPatch(patch: (doc: Record<string, any>) => void): unknown {
+  const doc = structuredClone(minimal) as Record<string, any>;
+  patch(doc);
+  return doc;
+}
+
+describe('config', () => {
+  it('loads the example configuration shipped in config/', async () => {
+    const config = await loadConfig('config/bridge.example.yaml');
+    expect(config.queue.backend).toBe('memory');
+    expect(config.xmpp.component).toBe('sip.xmpp.example.org');
+    expect(config.mapping.identities[0]).toEqual({ e164: '+15551234567', sip: 'sip:alice@corp.example' });
+  });
+
+  it('fills defaults beside the schema', () => {
+    const config = parseConfig(minimal);
+    expect(config.xmpp.server).toEqual({ host: '127.0.0.1', port: 5347 });
+    expect(config.xmpp.maxStanzaBytes).toBe(512 * 1024);
+    expect(config.sip.timers).toEqual({ t1Ms: 500, t2Ms: 4000, t4Ms: 5000 });
+    expect(config.queue).toMatchObject({ backend: 'memory', maxAttempts: 5 });
+  });
+
+  it('is frozen once parsed', () => {
+    const config = parseConfig(minimal);
+    expect(Object.isFrozen(config.sip.listen[0])).toBe(true);
+    expect(() => {
+      (config.xmpp as { secret: string }).secret = 'x';
+    }).toThrow(TypeError);
+  });
+
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['an unknown top-level key', withPatch((d) => (d['sipp'] = {})), /sipp: unknown key/],
+    ['an unknown nested key', withPatch((d) => (d['xmpp']['secrett'] = 'x')), /xmpp\.secrett: unknown key/],
+    ['a port of the wrong type', withPatch((d) => (d['sip']['listen'][0]['port'] = '5060')), /sip\.listen\.0\.port: .*number/i],
+    ['an unknown transport', withPatch((d) => (d['sip']['listen'][0]['transport'] = 'sctp')), /sip\.listen\.0\.transport/],
+    ['a missing secret', withPatch((d) => delete d['xmpp']['secret']), /xmpp\.secret/],
+    ['a number not in E.164', withPatch((d) => (d['mapping']['identities'] = [{ e164: '5551234567', sip: 'sip:a@b' }])), /mapping\.identities\.0\.e164: an E\.164 number/],
+    ['a SIP address that is not a URI', withPatch((d) => (d['mapping']['identities'] = [{ e164: '+15551234567', sip: 'alice' }])), /mapping\.identities\.0\.sip/],
+    ['an outbound proxy that is not a SIP URI', withPatch((d) => (d['sip']['outboundProxy'] = '127.0.0.1:5070')), /sip\.outboundProxy/],
+    ['no XMPP domain', withPatch((d) => (d['mapping']['xmppDomains'] = [])), /mapping\.xmppDomains/],
+    ['an unknown queue backend', withPatch((d) => (d['queue'] = { backend: 'kafka' })), /queue\.backend/],
+  ];
+  it.each(cases)('refuses %s, naming the key', (_name, doc, expected) => {
+    expect(() => parseConfig(doc)).toThrow(ConfigError);
+    expect(() => parseConfig(doc)).toThrow(expected);
+  });
+
+  it('names the file and the YAML fault for unparsable YAML', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bridge-config-'));
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, 'sip:\n  listen: [\n');
+    await expect(loadConfig(file)).rejects.toThrow(/bad\.yaml is not valid YAML/);
+  });
+
+  it('refuses a duplicated key rather than silently taking the last', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bridge-config-'));
+    const file = join(dir, 'dup.yaml');
+    await writeFile(file, 'xmpp:\n  secret: a\n  secret: b\n');
+    await expect(loadConfig(file)).rejects.toThrow(/not valid YAML/);
+  });
+});
