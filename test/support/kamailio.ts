@@ -1,0 +1,127 @@
+/**
+ * Starts a private Kamailio on loopback as the SIP trunk proxy in front of the bridge:
+ * MESSAGE requests are relayed statefully (tm) to a target chosen by Request-URI domain.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from './ports.js';
+import { connect } from 'node:net';
+
+export interface KamailioRoute {
+  /** Request-URI domain this route takes. */
+  domain: string;
+  /** Where to relay it, e.g. `sip:127.0.0.1:5080;transport=tcp`. */
+  target: string;
+}
+
+export interface KamailioOptions {
+  routes: KamailioRoute[];
+}
+
+export interface Kamailio {
+  host: string;
+  port: number;
+  /** `sip:127.0.0.1:PORT;transport=udp|tcp`, for use as an outbound proxy. */
+  uri(transport: 'udp' | 'tcp'): string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const INSTALL_HINT = 'kamailio not found: run scripts/install-test-peers.sh (Debian package kamailio)';
+
+export async function startKamailio(options: KamailioOptions): Promise<Kamailio> {
+  if (spawnSync('sh', ['-c', 'command -v kamailio']).status !== 0) throw new Error(INSTALL_HINT);
+  const dir = await mkdtemp(join(tmpdir(), 'bridge-kamailio-'));
+  const port = await freePort();
+  const cfgPath = join(dir, 'kamailio.cfg');
+  await writeFile(cfgPath, config(port, options.routes));
+
+  const check = spawnSync('kamailio', ['-c', '-f', cfgPath], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`kamailio config check failed:\n${check.stderr}`);
+
+  let output = '';
+  const child: ChildProcess = spawn(
+    'kamailio',
+    ['-f', cfgPath, '-DD', '-E', '-n', '2', '-N', '1', '-m', '32', '-M', '8', '-P', join(dir, 'kamailio.pid'), '-w', dir, '-Y', dir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+
+  await waitFor(`kamailio listening on 127.0.0.1:${port}`, async () => {
+    if (exited) throw new Error(`kamailio exited during start-up:\n${output}`);
+    return (await tcpAccepts(port)) || undefined;
+  }, 15_000, 50);
+
+  return {
+    host: '127.0.0.1',
+    port,
+    uri: (transport) => `sip:127.0.0.1:${port};transport=${transport}`,
+    output: () => output,
+    async stop() {
+      if (!exited) {
+        const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await gone;
+        clearTimeout(timer);
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function tcpAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+function config(port: number, routes: KamailioRoute[]): string {
+  const branches = routes
+    .map((r) => `    if ($rd == "${r.domain}") { $du = "${r.target}"; route(RELAY); exit; }`)
+    .join('\n');
+  return `#!KAMAILIO
+debug=2
+log_stderror=yes
+memdbg=5
+memlog=5
+auto_aliases=no
+listen=udp:127.0.0.1:${port}
+listen=tcp:127.0.0.1:${port}
+tcp_connection_lifetime=60
+
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+
+modparam("tm", "fr_timer", 8000)
+
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    xlog("L_INFO", "trunk: $rm $ru from $fu\\n");
+    if (is_method("OPTIONS") && $rU == $null) { sl_send_reply("200", "OK"); exit; }
+    if (!is_method("MESSAGE")) { sl_send_reply("405", "Method Not Allowed"); exit; }
+${branches}
+    sl_send_reply("404", "Not Found");
+    exit;
+}
+
+route[RELAY] {
+    if (!t_relay()) { sl_reply_error(); }
+}
+`;
+}
