@@ -1,0 +1,204 @@
+/**
+ * Address translation between the sides (RFC 7247 §6, "Address Mapping"; the brief's "§5").
+ *
+ * How SIP users appear on XMPP: as a JID on the bridge's component domain whose localpart is
+ * the XEP-0106-escaped `user@host` (`alice\40corp.example@sip.example.com`), or, for numbers in
+ * the identity table, `+15551234567@sip.example.com`. XMPP users appear on SIP under their own
+ * domain (`sip:juliet@xmpp.example.org`), which the SIP side routes to the bridge.
+ *
+ * SIP user parts here are unescaped (the codec decodes and re-encodes %XX, RFC 7247 §6.4 step 3
+ * and §6.5 step 5); JID localparts are as on the wire (XEP-0106 escaped).
+ *
+ * Case: hosts are lower-cased; SIP user parts compare case-sensitively (RFC 3261 §19.1.4);
+ * localparts are compared as given. Full RFC 7622 (PRECIS UsernameCaseMapped, RFC 8265 §3.3)
+ * would also map full-width characters to half-width, case-fold to lower case, normalise to
+ * NFC, apply the bidi rule and refuse characters with compatibility decompositions; that is a
+ * later issue. Until then an XMPP server that case-folds localparts (Prosody does) turns a reply
+ * to `Alice\40corp.example` into one to `alice\40corp.example`, i.e. sip:alice@corp.example.
+ */
+import { BridgeError } from '../core/errors.js';
+import type { Address, Side } from '../core/events.js';
+import { normalizeHost } from './domain.js';
+import { StaticIdentityTable, isE164, type IdentityEntry } from './identity.js';
+import { escapeNode, unescapeNode } from './jid-escape.js';
+
+export interface TranslatorOptions {
+  /** The component's JID domain (XEP-0114), e.g. `sip.example.com`. */
+  componentDomain: string;
+  /** Domains of the XMPP users that SIP users may write to. */
+  xmppDomains: readonly string[];
+  identities: readonly IdentityEntry[];
+}
+
+export class AddressTranslator {
+  private readonly componentDomain: string;
+  private readonly xmppDomains: ReadonlySet<string>;
+  private readonly identities: StaticIdentityTable;
+
+  /** @throws BridgeError `IDENTITY_INVALID` for a bad identity entry, `DOMAIN_INVALID` for a bad domain. */
+  constructor(opts: TranslatorOptions) {
+    this.componentDomain = configuredDomain(opts.componentDomain, 'xmpp.component');
+    this.xmppDomains = new Set(opts.xmppDomains.map((d, i) => configuredDomain(d, `mapping.xmppDomains[${i}]`)));
+    this.identities = new StaticIdentityTable(opts.identities);
+  }
+
+  /**
+   * The SIP address an XMPP user reaches by writing to `to` on the component domain: a number
+   * in the identity table, or an XEP-0106-escaped `user\40host`. The resource is not mapped
+   * (RFC 7247 §6.5 step 8 makes the GRUU mapping optional).
+   */
+  xmppRecipientToSip(to: Address): Address {
+    expectSide(to, 'xmpp');
+    if (to.domain.toLowerCase() !== this.componentDomain) {
+      throw new BridgeError('DOMAIN_NOT_SERVED', `${to.domain} is not the bridge's domain ${this.componentDomain}`, {
+        condition: 'item-not-found',
+      });
+    }
+    if (to.user === '') {
+      throw new BridgeError('ADDRESS_UNMAPPED', `${to.domain} itself is not a SIP user; write to number@ or user\\40host@`, {
+        condition: 'item-not-found',
+      });
+    }
+    const sipAddress = this.unescapeCanonical(to.user);
+    const at = sipAddress.lastIndexOf('@');
+    if (at === -1) return this.numberToSip(to.user);
+    // A SIP user part may hold an escaped "@" (%40) but a host never does: split at the last.
+    const user = sipAddress.slice(0, at);
+    const domain = normalizeHost(sipAddress.slice(at + 1));
+    if (user === '' || domain === undefined) {
+      throw jidMalformed(`"${to.user}" is not an escaped SIP address such as alice\\40corp.example`);
+    }
+    return { side: 'sip', user, domain };
+  }
+
+  /**
+   * How a SIP user sees an XMPP sender: `juliet@xmpp.example.org/balcony` → sip:juliet@xmpp.example.org.
+   * The localpart is unescaped (RFC 7247 §6.5 step 3, all of XEP-0106 §4.3 rather than only
+   * \26 \27 \2f); the codec percent-encodes what a SIP user part may not hold (§6.5 step 5).
+   */
+  xmppSenderToSip(from: Address): Address {
+    expectSide(from, 'xmpp');
+    const problem = localpartProblem(from.user);
+    if (problem !== undefined) throw jidMalformed(`sender localpart "${from.user}" ${problem}`);
+    const domain = normalizeHost(from.domain);
+    if (domain === undefined) throw jidMalformed(`sender domain "${from.domain}" cannot appear in a SIP URI`);
+    return { side: 'sip', user: unescapeNode(from.user), domain };
+  }
+
+  /**
+   * The XMPP user a SIP Request-URI names: sip:bob@xmpp.example.org → bob@xmpp.example.org when
+   * the domain is one of `xmppDomains`. The user part is XEP-0106-escaped (RFC 7247 §6.4 step 5,
+   * e.g. o'malley → o\27malley) and must then be a possible localpart.
+   */
+  sipRecipientToXmpp(to: Address): Address {
+    expectSide(to, 'sip');
+    const domain = to.domain.toLowerCase();
+    if (!this.xmppDomains.has(domain)) {
+      throw new BridgeError('DOMAIN_NOT_SERVED', `${to.domain} is not an XMPP domain this bridge serves`, {
+        condition: 'item-not-found',
+        sipStatus: 404,
+      });
+    }
+    // 404 rather than the table's 400 for jid-malformed: no such user can exist (RFC 3261 §21.4.5).
+    return { side: 'xmpp', user: this.sipUserToLocalpart(to.user, 404), domain };
+  }
+
+  /** How an XMPP user sees a SIP sender: sip:alice@corp.example → alice\40corp.example@<component>. */
+  sipSenderToXmpp(from: Address): Address {
+    expectSide(from, 'sip');
+    const domain = normalizeHost(from.domain);
+    if (from.user === '' || domain === undefined) {
+      throw jidMalformed(`SIP sender "${from.user}@${from.domain}" has no user or no valid host`);
+    }
+    return { side: 'xmpp', user: this.sipUserToLocalpart(`${from.user}@${domain}`), domain: this.componentDomain };
+  }
+
+  private numberToSip(localpart: string): Address {
+    if (!isE164(localpart)) {
+      throw jidMalformed(`"${localpart}" is neither an E.164 number such as +15551234567 nor an escaped SIP address`);
+    }
+    const sip = this.identities.sipForE164(localpart);
+    if (sip === undefined) {
+      throw new BridgeError('ADDRESS_UNMAPPED', `no SIP address is configured for ${localpart}`, {
+        condition: 'item-not-found',
+      });
+    }
+    return sip;
+  }
+
+  private sipUserToLocalpart(sipUser: string, sipStatus?: number): string {
+    let localpart: string;
+    try {
+      localpart = escapeNode(sipUser);
+    } catch {
+      throw jidMalformed(`"${sipUser}" cannot be a JID localpart: it starts or ends with a space (XEP-0106 §5.1)`, sipStatus);
+    }
+    const problem = localpartProblem(localpart);
+    if (problem !== undefined) throw jidMalformed(`"${sipUser}" cannot be a JID localpart: it ${problem}`, sipStatus);
+    return localpart;
+  }
+
+  /**
+   * Unescapes a localpart the bridge could have written. Two wire forms can unescape alike
+   * (`a\5cb` and `a\b`, XEP-0106 §7): only the canonical one is accepted, so one SIP address
+   * has one JID and XEP-0106's "MUST NOT compare unescaped versions" is kept.
+   */
+  private unescapeCanonical(localpart: string): string {
+    const problem = localpartProblem(localpart);
+    if (problem !== undefined) throw jidMalformed(`"${localpart}" ${problem}`);
+    const unescaped = unescapeNode(localpart);
+    let canonical: string;
+    try {
+      canonical = escapeNode(unescaped);
+    } catch {
+      throw jidMalformed(`"${localpart}" starts or ends with \\20 (XEP-0106 §5.1)`);
+    }
+    if (canonical !== localpart) {
+      throw jidMalformed(`"${localpart}" is not in XEP-0106 canonical form (expected "${canonical}")`);
+    }
+    return unescaped;
+  }
+}
+
+// RFC 7622 §3.3.1: a localpart is 1 to 1023 octets.
+const MAX_LOCALPART_OCTETS = 1023;
+// RFC 7622 §3.3.1 forbids " & ' / : < > @ outright.
+const FORBIDDEN_ASCII = /["&'/:<>@]/u;
+// PRECIS IdentifierClass (RFC 8264 §4.2) disallows controls, ignorables and other format
+// characters, spaces, unassigned and private-use code points, and symbols and punctuation
+// outside ASCII. Lone surrogates cannot be UTF-8 at all.
+const DISALLOWED = /[\p{Cc}\p{Cf}\p{Cn}\p{Co}\p{Cs}\p{White_Space}]|(?![\x21-\x7e])[\p{S}\p{P}]/u;
+
+/** Why `localpart` (wire form) cannot be a JID localpart, or undefined when it can. */
+export function localpartProblem(localpart: string): string | undefined {
+  if (localpart.length === 0) return 'is empty';
+  if (Buffer.byteLength(localpart, 'utf8') > MAX_LOCALPART_OCTETS) return 'is longer than 1023 octets (RFC 7622 §3.3.1)';
+  const forbidden = FORBIDDEN_ASCII.exec(localpart) ?? DISALLOWED.exec(localpart);
+  if (forbidden !== null) return `holds ${describe(forbidden[0])}, not allowed in a localpart (RFC 7622 §3.3.1)`;
+  return undefined;
+}
+
+function describe(ch: string): string {
+  const cp = ch.codePointAt(0) ?? 0;
+  return `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+function jidMalformed(message: string, sipStatus?: number): BridgeError {
+  return new BridgeError('JID_MALFORMED', message, { condition: 'jid-malformed', sipStatus });
+}
+
+function expectSide(a: Address, side: Side): void {
+  if (a.side !== side) {
+    throw new BridgeError('ADDRESS_WRONG_SIDE', `expected a ${side} address, got a ${a.side} one`, {
+      condition: 'internal-server-error',
+    });
+  }
+}
+
+function configuredDomain(domain: string, key: string): string {
+  const normalized = normalizeHost(domain);
+  if (normalized === undefined) {
+    throw new BridgeError('DOMAIN_INVALID', `${key}: "${domain}" is not a host name`, { condition: 'internal-server-error' });
+  }
+  return normalized;
+}
