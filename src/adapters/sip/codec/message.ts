@@ -41,6 +41,10 @@ export interface SipUri {
   readonly port?: number;
   /** uri-parameters; a parameter without value maps to null. Names in lower case. */
   readonly params: Readonly<Record<string, string | null>>;
+  /** Unescaped password of `user:password@` (NOT RECOMMENDED by §19.1.1, but legal). */
+  readonly password?: string;
+  /** URI headers after `?` (escaped form as written), e.g. `subject=hi`. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** name-addr / addr-spec with header parameters, as in From, To, Contact (RFC 3261 §20.10). */

@@ -1,0 +1,232 @@
+/**
+ * Strict SIP message parser (RFC 3261 §7, §25). One `indexOf` finds the end of the header
+ * section, which is decoded once and split into lines; only the start line and the headers a
+ * transaction needs (Via, From, To, Call-ID, CSeq, Max-Forwards, Content-Length) are checked
+ * beyond the generic `name: value` shape. Every fault throws SipParseError with the status to
+ * answer (400, 413, 416, 505) and, for requests, the part that parsed.
+ */
+import { isUtf8 } from 'node:buffer';
+import { canonicalHeaderName } from './header-names.js';
+import type { SipMessage, SipRequest, SipResponse } from './message.js';
+import { SipParseError } from './parse-error.js';
+import { isAbsoluteUri, isDigits, isToken, isWsp } from './syntax.js';
+import { parseNameAddr, parseVia } from './uri.js';
+
+export { SipParseError } from './parse-error.js';
+
+/** Largest UDP payload; a transport passes its own limit for streams. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 65_535;
+
+export interface ParseOptions {
+  /** Messages longer than this are refused with 413. Default 65 535. */
+  maxBytes?: number;
+  /** `tcp` (any stream: TCP, TLS, WebSocket) makes Content-Length mandatory (§18.3). Default `udp`. */
+  transport?: 'udp' | 'tcp';
+}
+
+export interface CSeq {
+  readonly seq: number;
+  readonly method: string;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const EMPTY = Buffer.alloc(0);
+const SIP_VERSION = /^SIP\/[0-9]+\.[0-9]+$/i;
+
+/** Headers that may appear once only (RFC 4475 §3.1.2.19 expects 400 for repeats). */
+const SINGLETONS = new Set(['From', 'To', 'Call-ID', 'CSeq', 'Max-Forwards', 'Content-Length']);
+const REQUEST_MANDATORY = ['To', 'From', 'CSeq', 'Call-ID', 'Max-Forwards', 'Via'] as const; // §8.1.1
+const RESPONSE_MANDATORY = ['Via', 'From', 'To', 'Call-ID', 'CSeq'] as const;
+
+/** Whether a datagram or stream chunk is only CRLFs: a keep-alive (RFC 5626 §3.5.1), not a message. */
+export function isKeepAlive(data: Buffer): boolean {
+  if (data.length === 0) return false;
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0x0d && data[i] !== 0x0a) return false;
+  return true;
+}
+
+/** CSeq = 1*DIGIT LWS Method, the number below 2^31 (§8.1.1.5). */
+export function parseCSeq(value: string): CSeq {
+  let i = 0;
+  while (i < value.length && value.charCodeAt(i) >= 0x30 && value.charCodeAt(i) <= 0x39) i++;
+  const digits = value.slice(0, i);
+  let j = i;
+  while (j < value.length && isWsp(value.charCodeAt(j))) j++;
+  const method = value.slice(j);
+  const seq = Number(digits);
+  if (!isDigits(digits, 10) || j === i || !isToken(method) || seq >= 2 ** 31) {
+    throw new SipParseError(400, 'Malformed CSeq');
+  }
+  return { seq, method };
+}
+
+interface MutableHeader {
+  name: string;
+  value: string;
+}
+
+/** Parse one whole SIP message (a datagram, or a buffer cut by SipStreamFramer). */
+export function parseMessage(data: Buffer, opts: ParseOptions = {}): SipMessage {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  // §7.5: CRLFs before the start line are ignored.
+  let start = 0;
+  while (start + 1 < data.length && data[start] === 0x0d && data[start + 1] === 0x0a) start += 2;
+  if (start >= data.length) throw new SipParseError(400, 'Empty message');
+
+  const tooLarge = data.length > maxBytes;
+  const searchIn = tooLarge ? data.subarray(0, maxBytes) : data;
+  const headEnd = searchIn.indexOf(CRLFCRLF, start);
+  if (headEnd < 0) {
+    throw tooLarge
+      ? new SipParseError(413, 'Message Too Large')
+      : new SipParseError(400, 'Header section not terminated by an empty line');
+  }
+  const headBytes = data.subarray(start, headEnd);
+  if (!isUtf8(headBytes)) throw new SipParseError(400, 'Header section is not UTF-8');
+  const head = headBytes.toString('utf8');
+  if (head.indexOf('\0') >= 0) throw new SipParseError(400, 'NUL byte in header section');
+  const lines = head.split('\r\n');
+
+  const startLine = lines[0] ?? '';
+  if (hasBareLineBreak(startLine)) throw new SipParseError(400, 'Bare CR or LF in header section');
+  const isResponse = startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === 'SIP/';
+  const firstLine = isResponse ? parseStatusLine(startLine) : parseRequestLine(startLine);
+
+  const headers: MutableHeader[] = [];
+  const partial = (): SipRequest | undefined =>
+    firstLine.kind !== 'response'
+      ? { kind: 'request', method: firstLine.method, uri: firstLine.uri, headers: headers.slice(), body: EMPTY }
+      : undefined;
+  const fail = (status: number, reason: string): SipParseError => new SipParseError(status, reason, partial());
+
+  for (let k = 1; k < lines.length; k++) {
+    const line = lines[k] as string;
+    if (hasBareLineBreak(line)) throw fail(400, 'Bare CR or LF in header section');
+    if (isWsp(line.charCodeAt(0))) {
+      // §7.3.1: a line starting with whitespace continues the previous header (folding).
+      const prev = headers[headers.length - 1];
+      if (prev === undefined) throw fail(400, 'Continuation line before any header');
+      const more = line.trim();
+      if (more !== '') prev.value = prev.value === '' ? more : `${prev.value} ${more}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon < 1) throw fail(400, 'Header line without a colon');
+    let nameEnd = colon;
+    while (nameEnd > 0 && isWsp(line.charCodeAt(nameEnd - 1))) nameEnd--; // HCOLON = *(SP/HTAB) ":" SWS
+    const rawName = line.slice(0, nameEnd);
+    if (!isToken(rawName)) throw fail(400, 'Malformed header name');
+    headers.push({ name: canonicalHeaderName(rawName), value: line.slice(colon + 1).trim() });
+  }
+
+  if (firstLine.kind === 'version') throw fail(505, 'Version Not Supported');
+  if (tooLarge) throw fail(413, 'Message Too Large');
+
+  // One pass over the headers for the ones the stack relies on.
+  let via: string | undefined;
+  const single = new Map<string, string>();
+  for (const h of headers) {
+    if (h.name === 'Via') {
+      if (via === undefined) via = h.value;
+    } else if (SINGLETONS.has(h.name)) {
+      if (single.has(h.name)) throw fail(400, `Repeated ${h.name} header`);
+      single.set(h.name, h.value);
+    }
+  }
+  const present = (name: string): boolean => (name === 'Via' ? via !== undefined : single.has(name));
+  for (const name of firstLine.kind === 'request' ? REQUEST_MANDATORY : RESPONSE_MANDATORY) {
+    if (!present(name)) throw fail(400, `Missing ${name} header`);
+  }
+
+  const cseq = tryParse(() => parseCSeq(single.get('CSeq') as string), fail);
+  if (firstLine.kind === 'request' && cseq.method !== firstLine.method) {
+    throw fail(400, 'CSeq method does not match the request method');
+  }
+  if (firstLine.kind === 'request') {
+    const mf = single.get('Max-Forwards') as string;
+    if (!isDigits(mf, 3) || Number(mf) > 255) throw fail(400, 'Malformed Max-Forwards'); // §20.22: 0-255
+  }
+  const callId = single.get('Call-ID') as string;
+  if (callId === '' || /\s/.test(callId)) throw fail(400, 'Malformed Call-ID');
+  tryParse(() => parseVia(via as string), fail);
+  tryParse(() => parseNameAddr(single.get('From') as string), fail);
+  tryParse(() => parseNameAddr(single.get('To') as string), fail);
+
+  // §18.3 framing of the body by Content-Length, counted in bytes.
+  const bodyStart = headEnd + 4;
+  const available = data.length - bodyStart;
+  const contentLength = single.get('Content-Length');
+  let body: Buffer;
+  if (contentLength === undefined) {
+    if (opts.transport === 'tcp') throw fail(400, 'Missing Content-Length header');
+    body = data.subarray(bodyStart);
+  } else {
+    if (!isDigits(contentLength, 10)) throw fail(400, 'Malformed Content-Length');
+    const length = Number(contentLength);
+    if (length > available) throw fail(400, 'Body shorter than Content-Length');
+    body = data.subarray(bodyStart, bodyStart + length); // excess bytes are discarded
+  }
+
+  if (firstLine.kind === 'request') {
+    return { kind: 'request', method: firstLine.method, uri: firstLine.uri, headers, body };
+  }
+  const response: SipResponse = {
+    kind: 'response',
+    status: firstLine.status,
+    reason: firstLine.reason,
+    headers,
+    body,
+  };
+  return response;
+}
+
+function tryParse<T>(parse: () => T, fail: (status: number, reason: string) => SipParseError): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof SipParseError) throw fail(err.status, err.reason);
+    throw err;
+  }
+}
+
+function hasBareLineBreak(line: string): boolean {
+  return line.indexOf('\r') >= 0 || line.indexOf('\n') >= 0;
+}
+
+type FirstLine =
+  | { kind: 'request'; method: string; uri: string }
+  | { kind: 'response'; status: number; reason: string }
+  /** A well-formed request line with another SIP version: headers are read, then 505. */
+  | { kind: 'version'; method: string; uri: string };
+
+/** Request-Line = Method SP Request-URI SP SIP-Version (§7.1, §25) */
+function parseRequestLine(line: string): FirstLine {
+  const sp1 = line.indexOf(' ');
+  const sp2 = line.indexOf(' ', sp1 + 1);
+  if (sp1 < 1 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) {
+    throw new SipParseError(400, 'Malformed request line');
+  }
+  const method = line.slice(0, sp1);
+  const uri = line.slice(sp1 + 1, sp2);
+  const version = line.slice(sp2 + 1);
+  if (!isToken(method) || !isAbsoluteUri(uri)) throw new SipParseError(400, 'Malformed request line');
+  if (version === 'SIP/2.0' || version.toUpperCase() === 'SIP/2.0') return { kind: 'request', method, uri };
+  if (SIP_VERSION.test(version)) return { kind: 'version', method, uri };
+  throw new SipParseError(400, 'Malformed request line');
+}
+
+/** Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2, §25) */
+function parseStatusLine(line: string): FirstLine {
+  const sp1 = line.indexOf(' ');
+  const version = sp1 < 0 ? line : line.slice(0, sp1);
+  if (version.toUpperCase() !== 'SIP/2.0') {
+    throw new SipParseError(SIP_VERSION.test(version) ? 505 : 400, 'Malformed status line');
+  }
+  const code = line.slice(sp1 + 1, sp1 + 4);
+  const afterCode = line.charCodeAt(sp1 + 4);
+  // An empty Reason-Phrase is legal; tolerate the SP before it being left out too.
+  if (!isDigits(code, 3) || code < '100' || code > '699' || (line.length > sp1 + 4 && afterCode !== 0x20)) {
+    throw new SipParseError(400, 'Malformed status line');
+  }
+  return { kind: 'response', status: Number(code), reason: line.slice(sp1 + 5) };
+}
