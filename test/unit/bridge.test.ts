@@ -1,0 +1,157 @@
+/**
+ * The bridge's own logic with in-process adapters (the protocol adapters are proven against
+ * real peers in test/integration): routing, failure back to the sender, holding events while
+ * an adapter is away.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Adapter, AdapterHooks } from '../../src/core/adapter.js';
+import { Bridge } from '../../src/core/bridge.js';
+import { BridgeError } from '../../src/core/errors.js';
+import { messageEvent, type CanonicalEvent, type Side } from '../../src/core/events.js';
+import { MemoryQueue } from '../../src/core/queue/memory.js';
+import { Router } from '../../src/core/router.js';
+import { AddressTranslator } from '../../src/mapping/address.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { waitFor } from '../support/ports.js';
+
+/** An adapter that records what the bridge hands it and fails on demand. */
+class RecordingAdapter implements Adapter {
+  readonly sent: CanonicalEvent[] = [];
+  failWith: BridgeError | undefined;
+  constructor(
+    readonly side: Side,
+    readonly hooks: AdapterHooks,
+  ) {}
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  async send(event: CanonicalEvent): Promise<void> {
+    if (this.failWith) throw this.failWith;
+    this.sent.push(event);
+  }
+}
+
+const COMPONENT = 'sip.xmpp.test';
+
+function build() {
+  const logger = silentLogger();
+  const queue = new MemoryQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
+  const translator = new AddressTranslator({
+    componentDomain: COMPONENT,
+    xmppDomains: ['xmpp.test'],
+    identities: [{ e164: '+15551234567', sip: 'sip:alice@corp.example' }],
+  });
+  const router = new Router({ translator, queue, logger });
+  const adapters = {} as Record<Side, RecordingAdapter>;
+  const bridge = new Bridge({
+    queue,
+    router,
+    logger,
+    drainTimeoutMs: 100,
+    createAdapter: (side, hooks) => (adapters[side] = new RecordingAdapter(side, hooks)),
+  });
+  return { bridge, adapters };
+}
+
+const fromJuliet = (to: string, body = 'hello', id = 'm1') =>
+  messageEvent({
+    origin: 'xmpp',
+    from: { side: 'xmpp', user: 'juliet', domain: 'xmpp.test', resource: 'balcony' },
+    to: { side: 'xmpp', user: to, domain: COMPONENT },
+    body,
+    dedupeKey: `xmpp:juliet@xmpp.test:${id}`,
+    originRef: id,
+    createdAt: 0,
+  });
+
+describe('bridge', () => {
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await stop?.();
+    stop = undefined;
+  });
+
+  it('delivers an XMPP message for a number to the mapped SIP user', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    stop = () => bridge.stop();
+
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'Hi Alice'));
+
+    const [delivered] = await waitFor('SIP delivery', () => (adapters.sip.sent.length ? adapters.sip.sent : undefined));
+    expect(delivered).toMatchObject({
+      kind: 'message',
+      body: 'Hi Alice',
+      to: { side: 'sip', user: 'alice', domain: 'corp.example' },
+      from: { side: 'sip', user: 'juliet', domain: 'xmpp.test' },
+    });
+  });
+
+  it('delivers a repeated message (same dedupe key) once', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    stop = () => bridge.stop();
+
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'once', 'same-id'));
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'once', 'same-id'));
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'marker', 'next-id'));
+
+    await waitFor('marker delivered', () => adapters.sip.sent.some((e) => e.kind === 'message' && e.body === 'marker') || undefined);
+    expect(adapters.sip.sent.map((e) => (e.kind === 'message' ? e.body : e.kind))).toEqual(['once', 'marker']);
+  });
+
+  it('refuses an unmapped number at once, before anything is queued', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    stop = () => bridge.stop();
+
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15550000000'))).rejects.toMatchObject({ condition: 'item-not-found' });
+  });
+
+  it('turns a SIP rejection into a failure back to the XMPP sender, in her own terms', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    stop = () => bridge.stop();
+    adapters.sip.failWith = new BridgeError('SIP_REJECTED', '486 Busy Here', { condition: 'recipient-unavailable', sipStatus: 486, retryable: false });
+
+    const original = fromJuliet('+15551234567', 'are you there?', 'stanza-7');
+    await adapters.xmpp.hooks.onEvent(original);
+
+    const [failure] = await waitFor('failure back', () => (adapters.xmpp.sent.length ? adapters.xmpp.sent : undefined));
+    expect(failure).toMatchObject({
+      kind: 'failure',
+      ref: expect.any(String),
+      condition: 'recipient-unavailable',
+      sipStatus: 486,
+      originRef: 'stanza-7',
+      // Back from the address she wrote to, to her full JID.
+      from: { side: 'xmpp', user: '+15551234567', domain: COMPONENT },
+      to: { side: 'xmpp', user: 'juliet', domain: 'xmpp.test', resource: 'balcony' },
+    });
+  });
+
+  it('holds events while an adapter is unavailable and delivers them when it is back', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    stop = () => bridge.stop();
+    adapters.sip.hooks.onAvailability?.(false);
+
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'while away'));
+    await new Promise<void>((r) => setImmediate(r));
+    expect(adapters.sip.sent).toEqual([]);
+
+    adapters.sip.hooks.onAvailability?.(true);
+    await waitFor('delivery after return', () => adapters.sip.sent.length === 1 || undefined);
+    expect(adapters.sip.sent[0]).toMatchObject({ body: 'while away' });
+  });
+
+  it('keeps one conversation in order', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    stop = () => bridge.stop();
+
+    for (let i = 0; i < 50; i++) await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', `n${i}`, `id${i}`));
+
+    await waitFor('all fifty', () => adapters.sip.sent.length === 50 || undefined);
+    expect(adapters.sip.sent.map((e) => (e.kind === 'message' ? e.body : ''))).toEqual(Array.from({ length: 50 }, (_, i) => `n${i}`));
+  });
+});
