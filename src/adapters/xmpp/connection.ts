@@ -1,0 +1,296 @@
+/**
+ * The XEP-0114 component connection: @xmpp/component-core's Component with the stream guard
+ * (UTF-8 decoding, hostile XML), our own reconnect with exponential backoff, a XEP-0199 ping
+ * that notices a frozen server, a cap on stanzas in flight, and validation of every stanza
+ * before it is written.
+ */
+import { Component } from '@xmpp/component-core';
+import xml, { type Element } from '@xmpp/xml';
+import { BridgeError } from '../../core/errors.js';
+import { randomToken } from '../../core/ids.js';
+import type { XmppConfig } from '../../config/schema.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { installStreamGuard, type GuardedEntity } from './stream-guard.js';
+import { validateOutbound } from './validate.js';
+
+export interface ConnectionHandlers {
+  onStanza(stanza: Element): void;
+  onOnline(): void;
+  onOffline(): void;
+}
+
+/** Stream errors that mean "this name/secret is not accepted", not "try again later". */
+const REFUSALS = new Set(['not-authorized', 'host-unknown', 'conflict', 'improper-addressing']);
+
+export function offlineError(detail: string): BridgeError {
+  return new BridgeError('XMPP_OFFLINE', `XMPP server connection is down: ${detail}`, {
+    condition: 'remote-server-timeout',
+    retryable: true,
+  });
+}
+
+export class ComponentConnection {
+  private entity: Component | undefined;
+  private online = false;
+  private stopping = false;
+  private backoffMs: number;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private attempting = false;
+  private lastStreamError: { condition: string; text: string } | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private pingPending: { id: string; deadline: NodeJS.Timeout } | undefined;
+  private inFlight = 0;
+  private readonly slotWaiters: Array<(ok: boolean) => void> = [];
+
+  constructor(
+    private readonly config: XmppConfig,
+    private readonly handlers: ConnectionHandlers,
+    private readonly logger: Logger,
+  ) {
+    this.backoffMs = config.reconnect.initialMs;
+  }
+
+  get isOnline(): boolean {
+    return this.online;
+  }
+
+  /**
+   * Connects once. Rejects if the server refuses the component's name or secret (no retry loop
+   * runs then); any other failure (server down, timeout) is logged and retried in the
+   * background with backoff, the adapter reporting itself unavailable meanwhile.
+   */
+  async start(): Promise<void> {
+    this.stopping = false;
+    this.entity = this.createEntity();
+    try {
+      await this.attempt();
+    } catch (err) {
+      const refusal = this.refusal();
+      if (refusal !== undefined) {
+        await this.dropSocket();
+        throw new BridgeError(
+          'XMPP_COMPONENT_REFUSED',
+          `the XMPP server at ${this.config.server.host}:${this.config.server.port} refused the component ` +
+            `name or secret for '${this.config.component}' (${refusal}); check xmpp.component and xmpp.secret ` +
+            `against the server's Component definition`,
+          { condition: 'not-authorized', retryable: false, cause: err },
+        );
+      }
+      this.logger.warn({ err: describe(err) }, 'XMPP server not reachable at start-up; retrying in the background');
+      this.handlers.onOffline();
+      this.scheduleReconnect();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.stopPing();
+    const entity = this.entity;
+    if (entity !== undefined && entity.socket !== null) {
+      // Sends </stream:stream> and waits (entity.timeout at most) for the server to close.
+      await entity.stop().catch(() => undefined);
+      await this.dropSocket();
+    }
+    this.markOffline();
+  }
+
+  /**
+   * Validates and writes one stanza; resolves once written to the socket. At most
+   * `maxInFlight` writes are outstanding; as many callers again may wait for a slot, past
+   * that the send is refused (retryable) so memory stays bounded while the socket is slow.
+   */
+  async send(stanza: Element): Promise<void> {
+    validateOutbound(stanza, this.config);
+    if (!this.online || this.entity === undefined) throw offlineError('not connected');
+    if (this.inFlight >= this.config.maxInFlight) {
+      if (this.slotWaiters.length >= this.config.maxInFlight) {
+        throw new BridgeError('XMPP_BUSY', `${this.inFlight} stanzas already in flight to the XMPP server`, {
+          condition: 'resource-constraint',
+          retryable: true,
+        });
+      }
+      const ok = await new Promise<boolean>((resolve) => this.slotWaiters.push(resolve));
+      if (!ok || !this.online) throw offlineError('connection lost while waiting to send');
+    }
+    this.inFlight++;
+    try {
+      await this.entity.send(stanza);
+    } catch (err) {
+      throw new BridgeError('XMPP_OFFLINE', `writing to the XMPP server failed: ${describe(err)}`, {
+        condition: 'remote-server-timeout',
+        retryable: true,
+        cause: err,
+      });
+    } finally {
+      this.inFlight--;
+      this.slotWaiters.shift()?.(true);
+    }
+  }
+
+  private createEntity(): Component {
+    const { host, port } = this.config.server;
+    const entity = new Component({ service: `xmpp://${host}:${port}`, domain: this.config.component });
+    installStreamGuard(entity as unknown as GuardedEntity);
+    // Without an 'error' listener an EventEmitter error kills the process.
+    entity.on('error', (err: Error & { condition?: string; text?: string }) => {
+      if (err.name === 'StreamError' && err.condition !== undefined) {
+        this.lastStreamError = { condition: err.condition, text: err.text ?? '' };
+      }
+      this.logger.warn({ err: describe(err) }, 'XMPP component connection error');
+    });
+    entity.on('stanza', (stanza: Element) => this.onStanza(stanza));
+    entity.on('online', () => this.markOnline());
+    entity.on('disconnect', () => {
+      const wasOnline = this.online;
+      this.markOffline();
+      if (wasOnline && !this.stopping) {
+        this.logger.warn('XMPP component connection lost; reconnecting');
+        this.scheduleReconnect();
+      }
+    });
+    return entity;
+  }
+
+  /** One connect + stream open + handshake (XEP-0114 §3), bounded in time. */
+  private async attempt(): Promise<void> {
+    const entity = this.entity;
+    if (entity === undefined) return;
+    this.attempting = true;
+    this.lastStreamError = undefined;
+    const limitMs = Math.max(4 * entity.timeout, this.config.ping.timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await this.dropSocket();
+      const handshake = (async () => {
+        await entity.connect(entity.options.service ?? '');
+        const header = await entity.open({ domain: this.config.component });
+        await entity.authenticate(header.attrs['id'] ?? '', this.config.secret);
+      })();
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no handshake within ${limitMs} ms`)), limitMs);
+      });
+      await Promise.race([handshake, deadline]).catch(async (err: unknown) => {
+        handshake.catch(() => undefined);
+        await this.dropSocket();
+        throw err;
+      });
+    } finally {
+      clearTimeout(timer);
+      this.attempting = false;
+    }
+  }
+
+  private refusal(): string | undefined {
+    const e = this.lastStreamError;
+    if (e === undefined || !REFUSALS.has(e.condition)) return undefined;
+    return e.text === '' ? e.condition : `${e.condition}: ${e.text}`;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping || this.reconnectTimer !== undefined || this.attempting) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, this.config.reconnect.maxMs);
+    this.logger.info({ delayMs: delay }, 'XMPP reconnect scheduled');
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.stopping) return;
+      this.attempt().catch((err: unknown) => {
+        const refusal = this.refusal();
+        this.logger[refusal === undefined ? 'warn' : 'error'](
+          { err: describe(err), refusal },
+          'XMPP reconnect attempt failed',
+        );
+        this.scheduleReconnect();
+      });
+    }, delay);
+  }
+
+  /** Destroys the current socket, if any, and waits for the library to see it closed. */
+  private async dropSocket(): Promise<void> {
+    const socket = this.entity?.socket;
+    if (socket === null || socket === undefined) return;
+    const closed = new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      socket.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    socket.destroy();
+    await closed;
+  }
+
+  private markOnline(): void {
+    this.online = true;
+    this.backoffMs = this.config.reconnect.initialMs;
+    this.logger.info({ component: this.config.component }, 'XMPP component online');
+    this.startPing();
+    this.handlers.onOnline();
+  }
+
+  private markOffline(): void {
+    this.stopPing();
+    for (const wake of this.slotWaiters.splice(0)) wake(false);
+    if (!this.online) return;
+    this.online = false;
+    this.handlers.onOffline();
+  }
+
+  private onStanza(stanza: Element): void {
+    const pending = this.pingPending;
+    if (stanza.name === 'iq' && pending !== undefined && stanza.attrs['id'] === pending.id) {
+      // XEP-0199 §4.2: a result, or an error such as service-unavailable, both prove the
+      // server is alive and routing.
+      clearTimeout(pending.deadline);
+      this.pingPending = undefined;
+      return;
+    }
+    this.handlers.onStanza(stanza);
+  }
+
+  /** XEP-0199 §4.2 component-to-server ping, to the server's domain. */
+  private startPing(): void {
+    this.stopPing();
+    const { intervalMs, timeoutMs } = this.config.ping;
+    this.pingTimer = setInterval(() => {
+      if (!this.online || this.pingPending !== undefined || this.entity === undefined) return;
+      const id = `ping-${randomToken(9)}`;
+      const deadline = setTimeout(() => {
+        this.pingPending = undefined;
+        this.logger.warn({ timeoutMs }, 'XMPP server did not answer ping; dropping the connection');
+        void this.dropSocket();
+      }, timeoutMs);
+      this.pingPending = { id, deadline };
+      const ping = xml(
+        'iq',
+        { type: 'get', id, from: this.config.component, to: serverDomain(this.config.component) },
+        xml('ping', { xmlns: 'urn:xmpp:ping' }),
+      );
+      this.entity.send(ping).catch(() => undefined); // a dead socket is the deadline's business
+    }, intervalMs);
+  }
+
+  private stopPing(): void {
+    clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+    if (this.pingPending !== undefined) clearTimeout(this.pingPending.deadline);
+    this.pingPending = undefined;
+  }
+}
+
+/**
+ * The server's own domain, to ping: the component is conventionally a subdomain of it
+ * (sip.example.com on example.com). Any answer counts, so a guess that is wrong still gets an
+ * error reply from a live server.
+ */
+export function serverDomain(component: string): string {
+  const labels = component.split('.');
+  return labels.length > 2 ? labels.slice(1).join('.') : component;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

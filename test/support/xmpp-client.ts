@@ -1,0 +1,83 @@
+/**
+ * Test-side XMPP helpers: a logged-in @xmpp/client user (with the same stream guard the
+ * adapter uses: @xmpp/client 0.14 has the same split-UTF-8 bug when it receives) and a stanza
+ * parser for unit tests.
+ */
+import { client, type XmppClient } from '@xmpp/client';
+import xml, { type Element } from '@xmpp/xml';
+import { installStreamGuard, type GuardedEntity } from '../../src/adapters/xmpp/stream-guard.js';
+import type { Prosody, ProsodyUser } from './prosody.js';
+
+export interface TestUser {
+  readonly client: XmppClient;
+  /** Full JID bound by the server. */
+  readonly jid: string;
+  /** Every stanza received, in order. */
+  readonly received: Element[];
+  /** Resolves with the first received stanza (already received or future) matching `match`. */
+  next(match: (el: Element) => boolean, timeoutMs?: number): Promise<Element>;
+  stop(): Promise<void>;
+}
+
+export async function connectUser(prosody: Prosody, user: ProsodyUser, resource = 'test'): Promise<TestUser> {
+  const c = client({
+    service: `xmpp://${prosody.host}:${prosody.c2sPort}`,
+    domain: prosody.domain,
+    username: user.username,
+    password: user.password,
+    resource,
+  });
+  c.reconnect.stop();
+  installStreamGuard(c as unknown as GuardedEntity);
+  const errors: Error[] = [];
+  c.on('error', (err: Error) => errors.push(err));
+  const received: Element[] = [];
+  const waiters: Array<{ match: (el: Element) => boolean; resolve: (el: Element) => void }> = [];
+  c.on('stanza', (el: Element) => {
+    received.push(el);
+    for (const w of [...waiters]) {
+      if (w.match(el)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(el);
+      }
+    }
+  });
+  await c.start();
+  // Available presence so the server routes messages to this resource (RFC 6121 §8.5.3).
+  await c.send(xml('presence', {}));
+  return {
+    client: c,
+    jid: c.jid?.toString() ?? '',
+    received,
+    next(match, timeoutMs = 10_000) {
+      const seen = received.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.findIndex((w) => w.resolve === done), 1);
+          reject(new Error(`no matching stanza within ${timeoutMs} ms (client errors: ${errors.map((e) => e.message).join('; ')})`));
+        }, timeoutMs);
+        const done = (el: Element): void => {
+          clearTimeout(timer);
+          resolve(el);
+        };
+        waiters.push({ match, resolve: done });
+      });
+    },
+    async stop() {
+      await c.stop().catch(() => undefined);
+    },
+  };
+}
+
+/** Parses one stanza from its XML text, as the connection's stream parser would. */
+export function parseStanza(text: string): Element {
+  const parser = new xml.Parser();
+  let stanza: Element | undefined;
+  parser.on('element', (el: Element) => {
+    stanza ??= el;
+  });
+  parser.write(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>${text}`);
+  if (stanza === undefined) throw new Error(`not a complete stanza: ${text}`);
+  return stanza;
+}

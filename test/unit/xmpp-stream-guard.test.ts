@@ -1,0 +1,73 @@
+/**
+ * The stream guard on an in-memory entity: the real @xmpp/xml parser, bytes handed in as a
+ * socket would, no network (the real-socket proofs are in the integration tests).
+ */
+import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import xml, { type Element } from '@xmpp/xml';
+import { HostileInputError, installStreamGuard, type GuardedEntity } from '../../src/adapters/xmpp/stream-guard.js';
+
+function entity(): { e: GuardedEntity; stanzas: Element[]; errors: Error[]; written: string[] } {
+  const e = new EventEmitter() as GuardedEntity;
+  const stanzas: Element[] = [];
+  const errors: Error[] = [];
+  const written: string[] = [];
+  const parser = new xml.Parser();
+  parser.on('element', (el: Element) => stanzas.push(el));
+  parser.on('error', (err: Error) => e._onParserError(err));
+  const socket = new PassThrough();
+  socket.on('data', (d: Buffer) => written.push(d.toString()));
+  Object.assign(e, {
+    socket,
+    parser,
+    _detachParser() {
+      parser.removeAllListeners();
+      e.parser = null;
+    },
+  });
+  e.on('error', (err: Error) => errors.push(err));
+  installStreamGuard(e);
+  e._onData(Buffer.from(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>`));
+  return { e, stanzas, errors, written };
+}
+
+describe('installStreamGuard', () => {
+  it('given a body whose characters are split across reads at every byte, then it is decoded exactly', () => {
+    const body = 'é€😀ü中𝄞';
+    const { e, stanzas } = entity();
+    for (const byte of Buffer.from(`<message><body>${body}</body></message>`)) e._onData(Buffer.from([byte]));
+    expect(stanzas.map((s) => s.getChildText('body'))).toEqual([body]);
+  });
+
+  it('decodes any text split at any points exactly (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 60 }), fc.array(fc.nat(400), { maxLength: 10 }), (raw, cuts) => {
+        const body = raw.replace(/[<&\p{Cc}]/gu, '');
+        const bytes = Buffer.from(`<message><body>${body}</body></message>`);
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const { e, stanzas } = entity();
+        let start = 0;
+        for (const p of [...points, bytes.length]) {
+          e._onData(bytes.subarray(start, p));
+          start = p;
+        }
+        return stanzas.length === 1 && (stanzas[0]?.getChildText('body') ?? '') === body;
+      }),
+    );
+  });
+
+  it.each([
+    ['an undefined entity', '<message><body>&foo;</body></message>'],
+    ['an undefined entity in an attribute', "<message to='&foo;'/>"],
+    ['a forbidden character reference', '<message><body>&#0;</body></message>'],
+  ])('given %s, then no throw: the stream is failed with not-well-formed and an error event', (_what, text) => {
+    const { e, errors, written } = entity();
+    expect(() => e._onData(Buffer.from(text))).not.toThrow();
+    expect(errors[0]).toBeInstanceOf(HostileInputError);
+    expect(written.join('')).toContain('<not-well-formed');
+    expect(e.parser).toBeNull();
+    expect(() => e._onData(Buffer.from('<message><body>later</body></message>'))).not.toThrow();
+  });
+});
