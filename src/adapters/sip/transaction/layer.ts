@@ -90,12 +90,13 @@ export class TransactionLayer {
   private receiveRequest(request: SipRequest, from: ReceivedFrom): void {
     const key = serverKey(request);
     const existing = key === undefined ? undefined : this.servers.get(key);
-    if (existing) {
-      existing.receiveRetransmission();
+    if (request.method === 'ACK') {
+      // An ACK matching the INVITE we refused acknowledges that refusal: absorbed, never answered.
+      if (!existing) this.opts.onAck?.(request, from);
       return;
     }
-    if (request.method === 'ACK') {
-      this.opts.onAck?.(request, from);
+    if (existing) {
+      existing.receiveRetransmission();
       return;
     }
     const tx = new NonInviteServerTransaction({

@@ -1,0 +1,266 @@
+/**
+ * The SIP side of the bridge: a trunk peer that takes page-mode MESSAGE requests in as
+ * canonical events and sends canonical messages out as MESSAGE requests. IM only: every method
+ * but MESSAGE and OPTIONS is refused (toll-fraud guard, DESIGN.md).
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { SipConfig } from '../../config/schema.js';
+import type { Adapter, AdapterHooks } from '../../core/adapter.js';
+import { BridgeError } from '../../core/errors.js';
+import type { CanonicalEvent, MessageEvent } from '../../core/events.js';
+import { randomToken } from '../../core/ids.js';
+import { conditionForSipStatus, sipStatusForCondition } from '../../mapping/error-conditions.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { SipHeader, SipRequest, SipResponse } from './codec/message.js';
+import { buildResponse } from './codec/response.js';
+import { parseUri } from './codec/uri.js';
+import { fromSipRequest, toSipRequest, ACCEPTED_CONTENT_TYPE } from './page-mode.js';
+import { TransactionLayer } from './transaction/layer.js';
+import type { NonInviteServerTransaction } from './transaction/server.js';
+import { realScheduler, type Scheduler } from './transaction/timers.js';
+import { SipTransport, type BoundPort, type Destination, type TransportOptions } from './transport/transport.js';
+import { DEFAULT_SIP_PORT, stripBrackets } from './transport/via.js';
+
+/** Methods this trunk peer answers; everything else gets 405 with this list (RFC 3261 §21.4.6). */
+export const ALLOWED_METHODS = 'MESSAGE, OPTIONS';
+
+export interface SipAdapterOptions {
+  /** The clock transactions run on (tests may inject one). */
+  readonly scheduler?: Scheduler;
+  readonly transport?: TransportOptions;
+}
+
+export class SipAdapter implements Adapter {
+  readonly side = 'sip' as const;
+  private readonly log: Logger;
+  private readonly transport: SipTransport;
+  private readonly layer: TransactionLayer;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private running = false;
+
+  /** No I/O here: sockets are opened by start(). */
+  constructor(
+    private readonly config: SipConfig,
+    private readonly hooks: AdapterHooks,
+    logger: Logger,
+    options: SipAdapterOptions = {},
+  ) {
+    this.log = logger.child({ component: 'sip' });
+    this.transport = new SipTransport(config, this.log, (msg, from) => this.layer.receive(msg, from), options.transport);
+    this.layer = new TransactionLayer({
+      timers: config.timers,
+      scheduler: options.scheduler ?? realScheduler,
+      transport: this.transport,
+      logger: this.log,
+      onRequest: (req, tx) => this.onRequest(req, tx),
+      onOverload: (req, tx) => this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] }),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.transport.start();
+    this.running = true;
+    this.log.info({ listening: this.transport.boundPorts() }, 'SIP adapter listening');
+  }
+
+  /** Stops taking new work, waits (at most Timer F) for in-flight work, then closes sockets. */
+  async stop(): Promise<void> {
+    if (!this.running) return this.transport.stop();
+    this.running = false;
+    const drained = Promise.allSettled([...this.inflight]);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 64 * this.config.timers.t1Ms + 1000);
+    });
+    await Promise.race([drained, bound]);
+    clearTimeout(timer);
+    this.layer.abortAll();
+    await this.transport.stop();
+    this.log.info('SIP adapter stopped');
+  }
+
+  /** Sockets actually bound, e.g. `[{ transport: 'udp', host: '127.0.0.1', port: 40123 }]` (port 0 resolved). */
+  boundPorts(): BoundPort[] {
+    return this.transport.boundPorts();
+  }
+
+  /** Open TCP connections (inbound and outbound), for tests and metrics. */
+  get openConnections(): number {
+    return this.transport.openConnections;
+  }
+
+  send(event: CanonicalEvent): Promise<void> {
+    if (event.kind === 'failure') {
+      // The SIP sender got its 202 when the event was queued, and RFC 7572 page-mode IM has no
+      // way to report a later delivery failure, so it can only be logged.
+      this.log.warn(
+        { ref: event.ref, id: event.id, condition: event.condition, originRef: event.originRef },
+        'delivery failure for a SIP-originated message cannot be reported to the sender',
+      );
+      return Promise.resolve();
+    }
+    return this.track(this.sendMessage(event));
+  }
+
+  private async sendMessage(event: MessageEvent): Promise<void> {
+    if (!this.running) {
+      throw new BridgeError('SIP_STOPPED', 'SIP adapter is not running', { condition: 'service-unavailable', retryable: true });
+    }
+    const { to, route } = await this.nextHop(event);
+    const request = toSipRequest(event, { transport: to.transport, sentBy: this.transport.sentBy(to.transport), route });
+    await new Promise<void>((resolve, reject) => {
+      this.layer.request(request, to, {
+        onFinal: (res) => (res.status < 300 ? resolve() : reject(rejected(res))),
+        // RFC 3261 §8.1.3.1: a transaction timeout is treated as 408. Not retryable: the
+        // MESSAGE may have arrived and only the answer was lost, so a retry could duplicate it.
+        onTimeout: () =>
+          reject(
+            new BridgeError('SIP_TIMEOUT', `no final response to MESSAGE within ${64 * this.config.timers.t1Ms} ms`, {
+              condition: conditionForSipStatus(408),
+              sipStatus: 408,
+              retryable: false,
+            }),
+          ),
+        // §8.1.3.1: a transport error is treated as 503; retry only if nothing left the host.
+        onTransportError: (err, sentBefore) =>
+          reject(
+            err instanceof BridgeError
+              ? err
+              : new BridgeError('SIP_TRANSPORT', `sending MESSAGE to ${to.host}:${to.port} failed: ${err.message}`, {
+                  condition: conditionForSipStatus(503),
+                  retryable: !sentBefore,
+                  cause: err,
+                }),
+          ),
+      });
+    });
+    this.log.debug({ id: event.id, to: `${to.host}:${to.port}` }, 'MESSAGE delivered');
+  }
+
+  /** Outbound proxy when configured (loose route if it has `lr`), else the Request-URI's host. */
+  private async nextHop(event: MessageEvent): Promise<{ to: Destination; route?: string }> {
+    const proxy = this.config.outboundProxy;
+    const target = proxy ?? `sip:${event.to.domain}`;
+    let uri;
+    try {
+      uri = parseUri(target);
+    } catch (err) {
+      throw new BridgeError('SIP_BAD_TARGET', `cannot route to ${target}`, { condition: 'jid-malformed', cause: err });
+    }
+    if (uri.scheme === 'sips') {
+      throw new BridgeError('SIP_NO_TLS', 'sips: targets need TLS, which this build does not offer', {
+        condition: 'remote-server-not-found',
+      });
+    }
+    const host = await this.resolve(stripBrackets(uri.host));
+    const wanted = uri.params['transport']?.toLowerCase() === 'tcp' ? 'tcp' : 'udp';
+    const listening = new Set(this.transport.boundPorts().map((b) => b.transport));
+    const transport = listening.has(wanted) ? wanted : 'tcp'; // TCP can go out without a listener
+    const to: Destination = { transport, host, port: uri.port ?? DEFAULT_SIP_PORT };
+    return proxy && 'lr' in uri.params ? { to, route: proxy } : { to };
+  }
+
+  /** IP literals as they are; names by the system resolver (A/AAAA). RFC 3263 SRV/NAPTR: later. */
+  private async resolve(host: string): Promise<string> {
+    if (isIP(host)) return host;
+    try {
+      return (await lookup(host)).address;
+    } catch (err) {
+      throw new BridgeError('SIP_UNRESOLVABLE', `cannot resolve ${host}`, {
+        condition: 'remote-server-not-found',
+        retryable: true,
+        cause: err,
+      });
+    }
+  }
+
+  private onRequest(req: SipRequest, tx: NonInviteServerTransaction): void {
+    if (!this.running) {
+      this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] });
+      return;
+    }
+    // RFC 3261 §8.2.2.1: a Request-URI scheme we do not understand → 416.
+    if (!/^sips?:/i.test(req.uri)) {
+      this.respond(tx, req, 416);
+      return;
+    }
+    switch (req.method) {
+      case 'MESSAGE':
+        void this.track(this.onMessage(req, tx));
+        return;
+      case 'OPTIONS':
+        // RFC 3261 §11.2: what we allow and accept; trunks use it as a keep-alive.
+        this.respond(tx, req, 200, {
+          headers: [
+            { name: 'Allow', value: ALLOWED_METHODS },
+            { name: 'Accept', value: ACCEPTED_CONTENT_TYPE },
+          ],
+        });
+        return;
+      default:
+        // IM only: INVITE and every other method is refused (toll-fraud guard).
+        this.respond(tx, req, 405, { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] });
+    }
+  }
+
+  private async onMessage(req: SipRequest, tx: NonInviteServerTransaction): Promise<void> {
+    const inbound = fromSipRequest(req, Date.now());
+    if ('refusal' in inbound) {
+      this.log.info({ status: inbound.refusal.status, callId: req.headers.find((h) => h.name === 'Call-ID')?.value }, 'MESSAGE refused');
+      this.respond(tx, req, inbound.refusal.status, inbound.refusal);
+      return;
+    }
+    const { event } = inbound;
+    try {
+      await this.hooks.onEvent(event);
+      this.respond(tx, req, 202);
+    } catch (err) {
+      const status = statusFor(err);
+      this.log.info({ err, id: event.id, status }, 'MESSAGE not accepted');
+      this.respond(tx, req, status, status === 405 ? { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] } : {});
+    }
+  }
+
+  private respond(
+    tx: NonInviteServerTransaction,
+    req: SipRequest,
+    status: number,
+    opts: { reason?: string; headers?: SipHeader[] } = {},
+  ): void {
+    let response: SipResponse;
+    try {
+      // RFC 3261 §8.2.6.2: a UAS adds a To tag when the request had none.
+      response = buildResponse(req, status, { ...opts, toTag: randomToken(12) });
+    } catch (err) {
+      this.log.warn({ err, status }, 'could not build SIP response');
+      tx.abort();
+      return;
+    }
+    tx.respond(response);
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inflight.add(work);
+    const forget = (): void => {
+      this.inflight.delete(work);
+    };
+    work.then(forget, forget);
+    return work;
+  }
+}
+
+/** The final status for an error from the core: its own SIP status, else RFC 7247 §7.1. */
+function statusFor(err: unknown): number {
+  if (!(err instanceof BridgeError)) return 500;
+  const status = err.sipStatus ?? sipStatusForCondition(err.condition);
+  return status >= 300 && status <= 699 ? status : 500;
+}
+
+function rejected(res: SipResponse): BridgeError {
+  return new BridgeError('SIP_REJECTED', `MESSAGE rejected: ${res.status} ${res.reason}`, {
+    condition: conditionForSipStatus(res.status),
+    sipStatus: res.status,
+    retryable: false,
+  });
+}
