@@ -63,6 +63,17 @@ const fromJuliet = (to: string, body = 'hello', id = 'm1') =>
     createdAt: 0,
   });
 
+const fromAlice = (user: string, domain: string) =>
+  messageEvent({
+    origin: 'sip',
+    from: { side: 'sip', user: 'alice', domain: 'corp.example' },
+    to: { side: 'sip', user, domain },
+    body: 'from SIP',
+    dedupeKey: `sip:call-1:1:tag-${user}@${domain}`,
+    originRef: 'call-1',
+    createdAt: 0,
+  });
+
 describe('bridge', () => {
   let stop: (() => Promise<void>) | undefined;
   afterEach(async () => {
@@ -126,6 +137,32 @@ describe('bridge', () => {
       // Back from the address she wrote to, to her full JID.
       from: { side: 'xmpp', user: '+15551234567', domain: COMPONENT },
       to: { side: 'xmpp', user: 'juliet', domain: 'xmpp.test', resource: 'balcony' },
+    });
+  });
+
+  it('delivers a SIP message for an XMPP user, from the escaped SIP address', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    stop = () => bridge.stop();
+
+    await adapters.sip.hooks.onEvent(fromAlice('romeo', 'xmpp.test'));
+
+    const [delivered] = await waitFor('XMPP delivery', () => (adapters.xmpp.sent.length ? adapters.xmpp.sent : undefined));
+    expect(delivered).toMatchObject({
+      kind: 'message',
+      to: { side: 'xmpp', user: 'romeo', domain: 'xmpp.test' },
+      from: { side: 'xmpp', user: 'alice\\40corp.example', domain: COMPONENT },
+    });
+  });
+
+  it('refuses a SIP message for a domain it does not serve with item-not-found / 404', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    stop = () => bridge.stop();
+
+    await expect(adapters.sip.hooks.onEvent(fromAlice('bob', 'elsewhere.example'))).rejects.toMatchObject({
+      condition: 'item-not-found',
+      sipStatus: 404,
     });
   });
 
