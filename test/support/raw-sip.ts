@@ -63,6 +63,11 @@ abstract class Collector {
     for (const w of this.waiters.splice(0)) w();
   }
 
+  /** Messages received and not yet taken with next(). */
+  get waiting(): number {
+    return this.received.length;
+  }
+
   /** The next message received (in order), failing after `timeoutMs`. */
   async next(timeoutMs = 5000): Promise<string> {
     const deadline = Date.now() + timeoutMs;

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -29,7 +29,11 @@ export interface SippOptions {
   calls?: number;
   /** Request-URI user part (`[service]` in scenarios). */
   service?: string;
-  /** `-key name value` scenario keywords, e.g. `{ status: '404', reason: 'Not Found' }`. */
+  /**
+   * Scenario values, e.g. `{ status: '404', reason: 'Not Found' }`: each is passed as
+   * `-key name value` (for `[name]` in message text) and also replaces `{{name}}` in the file
+   * before sipp reads it (sipp checks a response's status code before substituting keywords).
+   */
   keys?: Record<string, string>;
   /** sipp gives up (and fails) after this many seconds. Default 20. */
   timeoutSec?: number;
@@ -61,8 +65,14 @@ export async function startSipp(opts: SippOptions): Promise<Sipp> {
   if (!sippInstalled()) throw new Error(INSTALL_HINT);
   const dir = await mkdtemp(join(tmpdir(), 'bridge-sipp-'));
   const port = opts.port ?? (await freePort());
+  const scenario = join(dir, opts.scenario);
+  let xml = await readFile(join(SCENARIOS, opts.scenario), 'utf8');
+  for (const [k, v] of Object.entries(opts.keys ?? {})) xml = xml.replaceAll(`{{${k}}}`, v);
+  const missing = /\{\{(\w+)\}\}/.exec(xml);
+  if (missing) throw new Error(`sipp scenario ${opts.scenario} needs a value for {{${missing[1]}}}`);
+  await writeFile(scenario, xml);
   const args = [
-    '-sf', join(SCENARIOS, opts.scenario),
+    '-sf', scenario,
     '-t', opts.transport === 'udp' ? 'u1' : 't1',
     '-i', '127.0.0.1',
     '-p', String(port),
