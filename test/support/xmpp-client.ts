@@ -43,11 +43,10 @@ export async function connectUser(prosody: Prosody, user: ProsodyUser, resource 
     }
   });
   await c.start();
-  // Available presence so the server routes messages to this resource (RFC 6121 §8.5.3).
-  await c.send(xml('presence', {}));
-  return {
+  const jid = c.jid?.toString() ?? '';
+  const testUser: TestUser = {
     client: c,
-    jid: c.jid?.toString() ?? '',
+    jid,
     received,
     next(match, timeoutMs = 10_000) {
       const seen = received.find(match);
@@ -68,6 +67,11 @@ export async function connectUser(prosody: Prosody, user: ProsodyUser, resource 
       await c.stop().catch(() => undefined);
     },
   };
+  // Available presence so the server routes bare-JID messages to this resource (RFC 6121
+  // §8.5.2.1); the server's echo of it to ourselves (§4.2.2) says it has taken effect.
+  await c.send(xml('presence', {}));
+  await testUser.next((el) => el.name === 'presence' && el.attrs['from'] === jid);
+  return testUser;
 }
 
 /** Parses one stanza from its XML text, as the connection's stream parser would. */
