@@ -167,6 +167,10 @@ export class TcpTransport {
       for (const frame of frames) this.onFrame(frame, conn);
     });
     socket.on('error', (err) => this.logger.debug({ err, remote }, 'SIP TCP connection error'));
+    // A peer that closed its side takes no more requests: stop reusing the connection at once.
+    socket.on('end', () => {
+      if (this.byRemote.get(conn.key) === conn) this.byRemote.delete(conn.key);
+    });
     socket.on('close', () => {
       this.connections.delete(conn.id);
       if (this.byRemote.get(conn.key) === conn) this.byRemote.delete(conn.key);
