@@ -12,6 +12,8 @@ import { LossyUdpRelay } from '../support/lossy-udp.js';
 import { header, newBranch, rawRequest, RawTcpPeer, RawUdpPeer, statusOf } from '../support/raw-sip.js';
 import { startSipp, type SippOptions, type SippResult } from '../support/sipp.js';
 
+const IDLE_MS = 300;
+const MAX_CONNECTIONS = 4;
 let adapter: SipAdapter;
 let udpPort: number;
 let tcpPort: number;
@@ -28,7 +30,9 @@ beforeAll(async () => {
     timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 },
     maxMessageBytes: 4096,
   });
-  adapter = new SipAdapter(config, { onEvent: (e) => { events.push(e); return core(e); } }, silentLogger());
+  adapter = new SipAdapter(config, { onEvent: (e) => { events.push(e); return core(e); } }, silentLogger(), {
+    transport: { idleConnectionMs: IDLE_MS, maxConnections: MAX_CONNECTIONS },
+  });
   await adapter.start();
   udpPort = adapter.boundPorts().find((b) => b.transport === 'udp')!.port;
   tcpPort = adapter.boundPorts().find((b) => b.transport === 'tcp')!.port;
@@ -169,6 +173,25 @@ describe('bad input', () => {
     await expect.poll(() => tcp.closed, { timeout: 5000 }).toBe(true);
   });
 
+  it('given a TCP connection left idle, then the adapter closes it', async () => {
+    const tcp = await RawTcpPeer.open(tcpPort);
+    await expect.poll(() => tcp.closed, { timeout: IDLE_MS + 5000 }).toBe(true);
+  });
+
+  it('given the connection limit is reached, then one more connection is closed at once and the others still work', async () => {
+    await expect.poll(() => adapter.openConnections, { timeout: IDLE_MS + 5000 }).toBe(0);
+    const open = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => RawTcpPeer.open(tcpPort)));
+    const extra = await RawTcpPeer.open(tcpPort);
+    try {
+      await expect.poll(() => extra.closed, { timeout: 5000 }).toBe(true);
+      const first = open[0]!;
+      first.send(rawRequest({ via: { transport: 'TCP', port: first.localPort }, method: 'OPTIONS', contentType: null }));
+      expect(statusOf(await first.next())).toBe(200);
+    } finally {
+      for (const c of [...open, extra]) c.close();
+    }
+  });
+
   it('given a body that is not text/plain, then 415 with Accept: text/plain and no event', async () => {
     const reply = await ask(rawRequest({ contentType: 'text/html', body: '<b>hi</b>' }));
     expect(statusOf(reply)).toBe(415);
@@ -219,6 +242,10 @@ describe('what the core answers', () => {
     await peer.send(request, udpPort);
     await expect.poll(() => events.length).toBe(1);
     await peer.send(request, udpPort);
+    // Datagrams from one socket are handled in order: the OPTIONS answer coming first shows the
+    // retransmission before it got no answer (absorbed in Trying, RFC 3261 §17.2.2).
+    await peer.send(rawRequest({ method: 'OPTIONS', contentType: null }), udpPort);
+    expect(statusOf(await peer.next())).toBe(200);
     release();
     expect(statusOf(await peer.next())).toBe(202);
     expect(events).toHaveLength(1);
