@@ -210,6 +210,13 @@ describe('bad input', () => {
     expect(events).toHaveLength(0);
   });
 
+  it('given a Require naming an extension, then 420 with Unsupported naming it (we support none)', async () => {
+    const reply = await ask(rawRequest({ extraHeaders: ['Require: 100rel'], body: 'needs 100rel' }));
+    expect(statusOf(reply)).toBe(420);
+    expect(header(reply, 'Unsupported')).toBe('100rel');
+    expect(events).toHaveLength(0);
+  });
+
   it('given a request larger than maxMessageBytes, then it is refused with 413', async () => {
     const reply = await ask(rawRequest({ body: 'x'.repeat(5000) }));
     expect(statusOf(reply)).toBe(413);

@@ -89,6 +89,19 @@ describe('MESSAGE to a sipp UAS over UDP', () => {
   });
 });
 
+describe('large requests', () => {
+  it('given a MESSAGE over 1300 bytes for a UDP destination, then it goes over TCP (RFC 3261 §18.1.1)', async () => {
+    const sipp = await startSipp({ role: 'uas', scenario: 'uas-message.xml', transport: 'tcp', keys: { status: '200', reason: 'OK' } });
+    const long = 'é'.repeat(1000); // 2000 bytes of UTF-8
+    await adapter.send(messageTo(sipp.port, long));
+    const result = await finished(sipp);
+
+    expect(result.code, explain(result)).toBe(0);
+    expect(result.messages).toMatch(/^Via: SIP\/2\.0\/TCP /m);
+    expect(result.messages).toContain(long);
+  });
+});
+
 describe('UDP loss', () => {
   it('given the first copy of the MESSAGE is lost, then Timer E resends it and the UAS gets it once', async () => {
     const sipp = await uas({ status: '200', reason: 'OK' });

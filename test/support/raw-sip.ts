@@ -19,6 +19,8 @@ export interface RawRequestOptions {
   /** Replaces the whole CSeq header line (for malformed cases). */
   cseqLine?: string;
   via?: { transport: 'UDP' | 'TCP'; port: number };
+  /** Whole header lines added before Content-Type, e.g. `Require: 100rel`. */
+  extraHeaders?: string[];
 }
 
 /** A request as text; Content-Length counts body bytes. */
@@ -34,6 +36,7 @@ export function rawRequest(o: RawRequestOptions = {}): string {
     `Call-ID: ${o.callId ?? `${randomBytes(8).toString('hex')}@127.0.0.1`}`,
     o.cseqLine ?? `CSeq: ${o.cseq ?? 1} ${method}`,
   ];
+  lines.push(...(o.extraHeaders ?? []));
   const contentType = o.contentType === undefined ? 'text/plain;charset=UTF-8' : o.contentType;
   if (contentType !== null) lines.push(`Content-Type: ${contentType}`);
   lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);

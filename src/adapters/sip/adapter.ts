@@ -12,8 +12,9 @@ import type { CanonicalEvent, MessageEvent } from '../../core/events.js';
 import { randomToken } from '../../core/ids.js';
 import { conditionForSipStatus, sipStatusForCondition } from '../../mapping/error-conditions.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { SipHeader, SipRequest, SipResponse } from './codec/message.js';
+import { headerValue, headerValues, type SipHeader, type SipRequest, type SipResponse } from './codec/message.js';
 import { buildResponse } from './codec/response.js';
+import { serializeMessage } from './codec/serialize.js';
 import { parseUri } from './codec/uri.js';
 import { fromSipRequest, toSipRequest, ACCEPTED_CONTENT_TYPE } from './page-mode.js';
 import { TransactionLayer } from './transaction/layer.js';
@@ -24,6 +25,9 @@ import { DEFAULT_SIP_PORT, stripBrackets } from './transport/via.js';
 
 /** Methods this trunk peer answers; everything else gets 405 with this list (RFC 3261 §21.4.6). */
 export const ALLOWED_METHODS = 'MESSAGE, OPTIONS';
+
+/** RFC 3261 §18.1.1: larger requests go over TCP when the path MTU is unknown. */
+export const UDP_REQUEST_LIMIT = 1300;
 
 export interface SipAdapterOptions {
   /** The clock transactions run on (tests may inject one). */
@@ -61,7 +65,11 @@ export class SipAdapter implements Adapter {
   async start(): Promise<void> {
     await this.transport.start();
     this.running = true;
-    this.log.info({ listening: this.transport.boundPorts() }, 'SIP adapter listening');
+    const listening = this.transport.boundPorts();
+    this.log.info({ listening }, 'SIP adapter listening');
+    if (!this.config.advertisedHost && listening.some((b) => b.host === '0.0.0.0' || b.host === '::')) {
+      this.log.warn('listening on a wildcard address without sip.advertisedHost: Via sent-by will not be reachable');
+    }
   }
 
   /** Stops taking new work, waits (at most Timer F) for in-flight work, then closes sockets. */
@@ -107,8 +115,15 @@ export class SipAdapter implements Adapter {
     if (!this.running) {
       throw new BridgeError('SIP_STOPPED', 'SIP adapter is not running', { condition: 'service-unavailable', retryable: true });
     }
-    const { to, route } = await this.nextHop(event);
-    const request = toSipRequest(event, { transport: to.transport, sentBy: this.transport.sentBy(to.transport), route });
+    const hop = await this.nextHop(event);
+    let to = hop.to;
+    let request = toSipRequest(event, { transport: to.transport, sentBy: this.transport.sentBy(to.transport), route: hop.route });
+    // RFC 3261 §18.1.1: a request over 1300 bytes (path MTU unknown) MUST use a congestion
+    // controlled transport; a UDP trunk peer also listens on TCP at the same port (§18.2.1).
+    if (to.transport === 'udp' && serializeMessage(request).length > UDP_REQUEST_LIMIT) {
+      to = { ...to, transport: 'tcp' };
+      request = toSipRequest(event, { transport: 'tcp', sentBy: this.transport.sentBy('tcp'), route: hop.route });
+    }
     await new Promise<void>((resolve, reject) => {
       this.layer.request(request, to, {
         onFinal: (res) => (res.status < 300 ? resolve() : reject(rejected(res))),
@@ -185,6 +200,12 @@ export class SipAdapter implements Adapter {
       this.respond(tx, req, 416);
       return;
     }
+    // RFC 3261 §8.2.2.3: we support no extensions, so any Require is refused, naming them.
+    const required = headerValues(req, 'Require').join(', ').trim();
+    if (required !== '') {
+      this.respond(tx, req, 420, { headers: [{ name: 'Unsupported', value: required }] });
+      return;
+    }
     switch (req.method) {
       case 'MESSAGE':
         void this.track(this.onMessage(req, tx));
@@ -207,7 +228,7 @@ export class SipAdapter implements Adapter {
   private async onMessage(req: SipRequest, tx: NonInviteServerTransaction): Promise<void> {
     const inbound = fromSipRequest(req, Date.now());
     if ('refusal' in inbound) {
-      this.log.info({ status: inbound.refusal.status, callId: req.headers.find((h) => h.name === 'Call-ID')?.value }, 'MESSAGE refused');
+      this.log.info({ status: inbound.refusal.status, callId: headerValue(req, 'Call-ID') }, 'MESSAGE refused');
       this.respond(tx, req, inbound.refusal.status, inbound.refusal);
       return;
     }

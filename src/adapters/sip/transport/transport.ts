@@ -11,6 +11,7 @@ import { isKeepAlive, parseMessage } from '../codec/parse.js';
 import { SipParseError } from '../codec/parse-error.js';
 import { buildResponse } from '../codec/response.js';
 import { serializeMessage } from '../codec/serialize.js';
+import { BridgeError } from '../../../core/errors.js';
 import { randomToken } from '../../../core/ids.js';
 import { TcpTransport, type TcpConnectionInfo } from './tcp.js';
 import { UdpListener } from './udp.js';
@@ -139,7 +140,10 @@ export class SipTransport {
   private encode(msg: SipMessage): Buffer {
     const data = serializeMessage(msg);
     if (data.length > this.config.maxMessageBytes) {
-      throw new Error(`SIP message of ${data.length} bytes exceeds maxMessageBytes ${this.config.maxMessageBytes}`);
+      throw new BridgeError('SIP_TOO_LARGE', `SIP message of ${data.length} bytes exceeds maxMessageBytes ${this.config.maxMessageBytes}`, {
+        condition: 'policy-violation', // RFC 7247 §7.2 Table 3 maps 513 Message Too Large so
+        retryable: false,
+      });
     }
     return data;
   }
