@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import xml, { type Element } from '@xmpp/xml';
 import { HostileInputError, installStreamGuard, type GuardedEntity } from '../../src/adapters/xmpp/stream-guard.js';
 
-function entity(): { e: GuardedEntity; stanzas: Element[]; errors: Error[]; written: string[] } {
+function entity(maxHeldChars?: number): { e: GuardedEntity; stanzas: Element[]; errors: Error[]; written: string[] } {
   const e = new EventEmitter() as GuardedEntity;
   const stanzas: Element[] = [];
   const errors: Error[] = [];
@@ -28,7 +28,7 @@ function entity(): { e: GuardedEntity; stanzas: Element[]; errors: Error[]; writ
     },
   });
   e.on('error', (err: Error) => errors.push(err));
-  installStreamGuard(e);
+  installStreamGuard(e, maxHeldChars);
   e._onData(Buffer.from(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>`));
   return { e, stanzas, errors, written };
 }
@@ -56,6 +56,23 @@ describe('installStreamGuard', () => {
         return stanzas.length === 1 && (stanzas[0]?.getChildText('body') ?? '') === body;
       }),
     );
+  });
+
+  it('given a stanza whose last byte arrives, then it is emitted at once, with no later data needed', () => {
+    const { e, stanzas } = entity();
+    e._onData(Buffer.from('<message><body>long text '));
+    e._onData(Buffer.from('still text'));
+    expect(stanzas).toHaveLength(0);
+    e._onData(Buffer.from('</body></message>'));
+    expect(stanzas.map((s) => s.getChildText('body'))).toEqual(['long text still text']);
+  });
+
+  it('given a peer that sends more than the bound without a closing >, then the stream is failed', () => {
+    const { e, errors, written } = entity(1000);
+    e._onData(Buffer.from('<message><body>'));
+    for (let i = 0; i < 11; i++) e._onData(Buffer.from('x'.repeat(100)));
+    expect(errors[0]).toBeInstanceOf(HostileInputError);
+    expect(written.join('')).toContain('<not-well-formed');
   });
 
   it.each([
