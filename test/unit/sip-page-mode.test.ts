@@ -74,7 +74,7 @@ describe('fromSipRequest', () => {
     expect(result.event).toMatchObject({ body: 'hi', createdAt: 42, originRef: callId, dedupeKey: `sip:${callId}:1:${tag}` });
   });
 
-  it.each([
+  it.each<{ name: string; patch: Record<string, string | null>; status: number }>([
     { name: 'no Content-Type', patch: { 'Content-Type': null }, status: 415 },
     { name: 'text/html', patch: { 'Content-Type': 'text/html' }, status: 415 },
     { name: 'a From that is neither sip: nor tel:', patch: { From: '<urn:x:y>;tag=1' }, status: 400 },
