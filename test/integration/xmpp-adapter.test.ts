@@ -5,16 +5,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import xml from '@xmpp/xml';
 import { BridgeError } from '../../src/core/errors.js';
 import { messageEvent, type FailureEvent, type MessageEvent } from '../../src/core/events.js';
+import { waitFor } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
 import { connectUser, type TestUser } from '../support/xmpp-client.js';
 import { adapterHarness, type AdapterHarness } from '../support/xmpp-adapter-harness.js';
 
+const CAPPED_COMPONENT = 'capped.xmpp.test';
 let prosody: Prosody;
 let bridge: AdapterHarness;
 let juliet: TestUser;
 
 beforeAll(async () => {
-  prosody = await startProsody();
+  prosody = await startProsody({ extraComponents: { [CAPPED_COMPONENT]: 'capped-secret' } });
   bridge = adapterHarness({
     component: prosody.component,
     secret: prosody.secret,
@@ -138,7 +140,31 @@ describe('XmppAdapter with Prosody', () => {
     await wrong.adapter.stop();
   });
 
-  it('given the adapter is stopped, then send rejects as retryable XMPP_OFFLINE', async () => {
+  it('given more sends at once than maxInFlight allows to wait, then the excess is refused as retryable and the rest arrive in order', async () => {
+    const capped = adapterHarness({
+      component: CAPPED_COMPONENT,
+      secret: 'capped-secret',
+      server: { host: prosody.host, port: prosody.componentPort },
+      maxInFlight: 4,
+    });
+    await capped.adapter.start();
+    try {
+      const events = Array.from({ length: 20 }, (_, n) => ({ ...outbound(`capped ${n}`), from: { side: 'xmpp' as const, user: 'cap', domain: CAPPED_COMPONENT } }));
+      const results = await Promise.allSettled(events.map((e) => capped.adapter.send(e)));
+      const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as BridgeError] : []));
+      // 4 written at once, 4 waiting for a slot, the other 12 refused.
+      expect(refused.map((e) => [e.code, e.condition, e.retryable])).toEqual(Array(12).fill(['XMPP_BUSY', 'resource-constraint', true]));
+      const sent = events.filter((_, n) => results[n]?.status === 'fulfilled');
+      const ids = new Set(sent.map((e) => e.id));
+      await waitFor('the 8 accepted messages', () => (juliet.received.filter((el) => ids.has(el.attrs['id'] ?? '')).length === 8 ? true : undefined));
+      const order = juliet.received.filter((el) => ids.has(el.attrs['id'] ?? '')).map((el) => el.getChildText('body'));
+      expect(order).toEqual(sent.map((e) => e.body));
+    } finally {
+      await capped.adapter.stop();
+    }
+  });
+
+  it('given an adapter that is not connected, then send rejects as retryable XMPP_OFFLINE', async () => {
     const other = adapterHarness({ component: prosody.component, secret: prosody.secret, server: { host: prosody.host, port: 1 } });
     await expect(other.adapter.send(outbound('while offline'))).rejects.toMatchObject({ code: 'XMPP_OFFLINE', retryable: true });
   });

@@ -78,3 +78,40 @@ describe('XmppAdapter fed hostile XML', () => {
     }
   });
 });
+
+describe('XmppAdapter against a server that keeps failing the stream', () => {
+  it('given every attempt ends in a stream error, then attempts are spaced by a doubling delay capped at maxMs', async () => {
+    const failingPort = await freePort();
+    const accepted: number[] = [];
+    const failing = createServer((socket) => {
+      accepted.push(performance.now());
+      socket.on('error', () => undefined);
+      socket.once('data', () => {
+        // RFC 6120 §4.9.3.8 internal-server-error: not a refusal of the name or secret.
+        socket.end(
+          `${HEADER}<stream:error><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`,
+        );
+      });
+    });
+    await new Promise<void>((resolve) => failing.listen(failingPort, '127.0.0.1', resolve));
+    const bridge = adapterHarness({
+      component: COMPONENT,
+      secret: 'anything',
+      server: { host: '127.0.0.1', port: failingPort },
+      reconnect: { initialMs: 50, maxMs: 200 },
+    });
+    try {
+      await bridge.adapter.start();
+      await waitFor('six connection attempts', () => (accepted.length >= 6 ? true : undefined));
+      const gaps = accepted.slice(1, 6).map((t, i) => t - accepted[i]!);
+      // Lower bounds only (a timer never fires early; a loaded machine may make it late).
+      // 2 ms of slack for timer rounding.
+      [50, 100, 200, 200, 200].forEach((delay, i) => expect(gaps[i]).toBeGreaterThanOrEqual(delay - 2));
+      expect(bridge.availability).toEqual([false]);
+    } finally {
+      await bridge.adapter.stop();
+      await new Promise<void>((resolve) => failing.close(() => resolve()));
+    }
+  });
+});
+

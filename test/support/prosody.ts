@@ -16,6 +16,8 @@ export interface ProsodyOptions {
   /** The external component (XEP-0114) domain the bridge connects as. */
   component?: string;
   secret?: string;
+  /** More external components on the same server: domain → secret. */
+  extraComponents?: Record<string, string>;
   /** Accounts to create: username → password. */
   users?: Record<string, string>;
   /** Lua appended to the global section (before the VirtualHost), e.g. extra limits. */
@@ -72,7 +74,15 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
   const logPath = join(dir, 'prosody.log');
   await writeFile(
     configPath,
-    prosodyConfig({ dir, domain, component, secret, c2sPort, componentPort, logPath, extra: opts.extraGlobalConfig ?? '' }),
+    prosodyConfig({
+      dir,
+      domain,
+      components: { [component]: secret, ...opts.extraComponents },
+      c2sPort,
+      componentPort,
+      logPath,
+      extra: opts.extraGlobalConfig ?? '',
+    }),
   );
 
   for (const [username, password] of Object.entries(userTable)) {
@@ -166,8 +176,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
 interface ConfigValues {
   dir: string;
   domain: string;
-  component: string;
-  secret: string;
+  components: Record<string, string>;
   c2sPort: number;
   componentPort: number;
   logPath: string;
@@ -200,8 +209,9 @@ s2s_require_encryption = false
 log = { debug = ${lua(v.logPath)} }
 ${v.extra}
 VirtualHost ${lua(v.domain)}
-Component ${lua(v.component)}
-  component_secret = ${lua(v.secret)}
+${Object.entries(v.components)
+  .map(([name, secret]) => `Component ${lua(name)}\n  component_secret = ${lua(secret)}`)
+  .join('\n')}
 `;
 }
 

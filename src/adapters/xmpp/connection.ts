@@ -19,6 +19,9 @@ export interface ConnectionHandlers {
   onOffline(): void;
 }
 
+/** How long stop() waits for the server to close the stream after our </stream:stream>. */
+const STOP_GRACE_MS = 1000;
+
 /** Stream errors that mean "this name/secret is not accepted", not "try again later". */
 const REFUSALS = new Set(['not-authorized', 'host-unknown', 'conflict', 'improper-addressing']);
 
@@ -89,8 +92,10 @@ export class ComponentConnection {
     this.stopPing();
     const entity = this.entity;
     if (entity !== undefined && entity.socket !== null) {
-      // Sends </stream:stream> and waits (entity.timeout at most) for the server to close.
-      await entity.stop().catch(() => undefined);
+      // RFC 6120 §4.4: send </stream:stream> and give the server a moment to close its side;
+      // a server that does not is cut off.
+      const closed = entity.stop().catch(() => undefined);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
       await this.dropSocket();
     }
     this.markOffline();
@@ -131,7 +136,8 @@ export class ComponentConnection {
 
   private createEntity(): Component {
     const { host, port } = this.config.server;
-    const entity = new Component({ service: `xmpp://${host}:${port}`, domain: this.config.component });
+    const hostPart = host.includes(':') ? `[${host}]` : host; // IPv6 literal in a URI (RFC 3986 §3.2.2)
+    const entity = new Component({ service: `xmpp://${hostPart}:${port}`, domain: this.config.component });
     installStreamGuard(entity as unknown as GuardedEntity);
     // Without an 'error' listener an EventEmitter error kills the process.
     entity.on('error', (err: Error & { condition?: string; text?: string }) => {
@@ -191,7 +197,7 @@ export class ComponentConnection {
   private scheduleReconnect(): void {
     if (this.stopping || this.reconnectTimer !== undefined || this.attempting) return;
     const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.config.reconnect.maxMs);
+    this.backoffMs = nextBackoff(this.backoffMs, this.config.reconnect.maxMs);
     this.logger.info({ delayMs: delay }, 'XMPP reconnect scheduled');
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -223,6 +229,11 @@ export class ComponentConnection {
   }
 
   private markOnline(): void {
+    if (this.stopping) {
+      // A reconnect attempt that finished after stop(): nobody wants this connection.
+      void this.dropSocket();
+      return;
+    }
     this.online = true;
     this.backoffMs = this.config.reconnect.initialMs;
     this.logger.info({ component: this.config.component }, 'XMPP component online');
@@ -278,6 +289,11 @@ export class ComponentConnection {
     if (this.pingPending !== undefined) clearTimeout(this.pingPending.deadline);
     this.pingPending = undefined;
   }
+}
+
+/** Exponential backoff: the delay doubles after each failed attempt, up to `maxMs`. */
+export function nextBackoff(currentMs: number, maxMs: number): number {
+  return Math.min(currentMs * 2, maxMs);
 }
 
 /**
