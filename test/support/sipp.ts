@@ -27,6 +27,8 @@ export interface SippOptions {
   port?: number;
   /** Calls to make or answer before exiting. Default 1. */
   calls?: number;
+  /** UAC calls started per second (sipp -r; sipp's default is 10). */
+  rate?: number;
   /** Request-URI user part (`[service]` in scenarios). */
   service?: string;
   /**
@@ -86,6 +88,7 @@ export async function startSipp(opts: SippOptions): Promise<Sipp> {
     '-trace_msg', '-message_file', join(dir, 'messages.log'),
   ];
   if (opts.service) args.push('-s', opts.service);
+  if (opts.rate !== undefined) args.push('-r', String(opts.rate));
   for (const [k, v] of Object.entries(opts.keys ?? {})) args.push('-key', k, v);
   if (opts.role === 'uac') {
     if (!opts.target) throw new Error('a sipp UAC needs a target');

@@ -174,7 +174,6 @@ function server(opts: { reliable?: boolean } = {}) {
   const sent: number[] = [];
   let terminated = 0;
   const tx = new NonInviteServerTransaction({
-    request: REQUEST,
     reliable: opts.reliable ?? false,
     timers: DEFAULTS,
     scheduler: clock,
@@ -241,7 +240,6 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
   it('given sending the response fails, then the transaction ends and reports the error', async () => {
     const errors: string[] = [];
     const tx = new NonInviteServerTransaction({
-      request: REQUEST,
       reliable: false,
       timers: DEFAULTS,
       scheduler: new ManualScheduler(),

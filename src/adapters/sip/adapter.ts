@@ -50,7 +50,7 @@ export class SipAdapter implements Adapter {
     logger: Logger,
     options: SipAdapterOptions = {},
   ) {
-    this.log = logger.child({ component: 'sip' });
+    this.log = logger; // the caller names the component (app.ts passes a child logger)
     this.transport = new SipTransport(config, this.log, (msg, from) => this.layer.receive(msg, from), options.transport);
     this.layer = new TransactionLayer({
       timers: config.timers,

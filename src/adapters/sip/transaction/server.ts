@@ -3,14 +3,16 @@
  * while the transaction user works, answers later ones with the last response sent, and lives
  * on for Timer J so a retransmission after the final response is answered, not re-delivered.
  */
-import type { SipRequest, SipResponse } from '../codec/message.js';
+import type { SipResponse } from '../codec/message.js';
 import type { Scheduler, TimerHandle, TimerValues } from './timers.js';
 
 export type ServerTransactionState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
+/**
+ * The transaction keeps only its last response, not the request: a Completed transaction lives
+ * 64·T1 on UDP, and thousands of them may be waiting at once.
+ */
 export interface ServerTransactionOptions {
-  /** The request that created the transaction. */
-  readonly request: SipRequest;
   readonly reliable: boolean;
   readonly timers: TimerValues;
   readonly scheduler: Scheduler;
@@ -33,10 +35,6 @@ export class NonInviteServerTransaction {
 
   get state(): ServerTransactionState {
     return this.stateValue;
-  }
-
-  get request(): SipRequest {
-    return this.opts.request;
   }
 
   /** The final response, once the transaction is Completed. */
