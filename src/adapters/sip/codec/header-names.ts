@@ -48,6 +48,15 @@ const WELL_KNOWN = [
 const CANONICAL = new Map<string, string>();
 for (const name of WELL_KNOWN) CANONICAL.set(name.toLowerCase(), name);
 for (const [compact, long] of Object.entries(COMPACT_FORMS)) CANONICAL.set(compact, long);
+/** Names as most peers write them, mapped to themselves: one lookup on the common path. */
+const CANONICAL_EXACT = new Map<string, string>();
+for (const name of WELL_KNOWN) CANONICAL_EXACT.set(name, name);
+for (const [compact, long] of Object.entries(COMPACT_FORMS)) CANONICAL_EXACT.set(compact, long);
+
+/** The canonical spelling when `name` is written exactly so (then it is also a valid token). */
+export function exactCanonicalName(name: string): string | undefined {
+  return CANONICAL_EXACT.get(name);
+}
 
 /** Long canonical name for a header name as written (compact forms expanded). */
 export function canonicalHeaderName(name: string): string {

@@ -6,10 +6,10 @@
  * answer (400, 413, 416, 505) and, for requests, the part that parsed.
  */
 import { isUtf8 } from 'node:buffer';
-import { canonicalHeaderName } from './header-names.js';
-import type { SipMessage, SipRequest, SipResponse } from './message.js';
+import { canonicalHeaderName, exactCanonicalName } from './header-names.js';
+import type { SipHeader, SipMessage, SipRequest, SipResponse } from './message.js';
 import { SipParseError } from './parse-error.js';
-import { isAbsoluteUri, isDigits, isToken, isWsp } from './syntax.js';
+import { isAbsoluteUri, isDigits, isToken, isUriText, isWsp } from './syntax.js';
 import { parseNameAddr, parseVia } from './uri.js';
 
 export { SipParseError } from './parse-error.js';
@@ -31,12 +31,9 @@ export interface CSeq {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
+const BARE_LINE_BREAK = /\r(?!\n)|(?<!\r)\n/;
 const SIP_VERSION = /^SIP\/[0-9]+\.[0-9]+$/i;
 
-/** Headers that may appear once only (RFC 4475 §3.1.2.19 expects 400 for repeats). */
-const SINGLETONS = new Set(['From', 'To', 'Call-ID', 'CSeq', 'Max-Forwards', 'Content-Length']);
-const REQUEST_MANDATORY = ['To', 'From', 'CSeq', 'Call-ID', 'Max-Forwards', 'Via'] as const; // §8.1.1
-const RESPONSE_MANDATORY = ['Via', 'From', 'To', 'Call-ID', 'CSeq'] as const;
 
 /** Whether a datagram or stream chunk is only CRLFs: a keep-alive (RFC 5626 §3.5.1), not a message. */
 export function isKeepAlive(data: Buffer): boolean {
@@ -86,84 +83,56 @@ export function parseMessage(data: Buffer, opts: ParseOptions = {}): SipMessage 
   const head = headBytes.toString('utf8');
   if (head.indexOf('\0') >= 0) throw new SipParseError(400, 'NUL byte in header section');
   const lines = head.split('\r\n');
+  // One scan of the whole section: a CR or LF that is not part of a CRLF can split a header.
+  const bareLineBreak = BARE_LINE_BREAK.exec(head);
+  const badLine = bareLineBreak === null ? lines.length : lineOf(head, bareLineBreak.index);
 
   const startLine = lines[0] ?? '';
-  if (hasBareLineBreak(startLine)) throw new SipParseError(400, 'Bare CR or LF in header section');
+  if (badLine === 0) throw new SipParseError(400, 'Bare CR or LF in header section');
   const isResponse = startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === 'SIP/';
   const firstLine = isResponse ? parseStatusLine(startLine) : parseRequestLine(startLine);
 
   const headers: MutableHeader[] = [];
-  const partial = (): SipRequest | undefined =>
-    firstLine.kind !== 'response'
-      ? { kind: 'request', method: firstLine.method, uri: firstLine.uri, headers: headers.slice(), body: EMPTY }
-      : undefined;
-  const fail = (status: number, reason: string): SipParseError => new SipParseError(status, reason, partial());
-
   for (let k = 1; k < lines.length; k++) {
     const line = lines[k] as string;
-    if (hasBareLineBreak(line)) throw fail(400, 'Bare CR or LF in header section');
+    if (k === badLine) throw fault(firstLine, headers, 400, 'Bare CR or LF in header section');
     if (isWsp(line.charCodeAt(0))) {
       // §7.3.1: a line starting with whitespace continues the previous header (folding).
       const prev = headers[headers.length - 1];
-      if (prev === undefined) throw fail(400, 'Continuation line before any header');
+      if (prev === undefined) throw fault(firstLine, headers, 400, 'Continuation line before any header');
       const more = line.trim();
       if (more !== '') prev.value = prev.value === '' ? more : `${prev.value} ${more}`;
       continue;
     }
     const colon = line.indexOf(':');
-    if (colon < 1) throw fail(400, 'Header line without a colon');
+    if (colon < 1) throw fault(firstLine, headers, 400, 'Header line without a colon');
     let nameEnd = colon;
     while (nameEnd > 0 && isWsp(line.charCodeAt(nameEnd - 1))) nameEnd--; // HCOLON = *(SP/HTAB) ":" SWS
     const rawName = line.slice(0, nameEnd);
-    if (!isToken(rawName)) throw fail(400, 'Malformed header name');
-    headers.push({ name: canonicalHeaderName(rawName), value: line.slice(colon + 1).trim() });
-  }
-
-  if (firstLine.kind === 'version') throw fail(505, 'Version Not Supported');
-  if (tooLarge) throw fail(413, 'Message Too Large');
-
-  // One pass over the headers for the ones the stack relies on.
-  let via: string | undefined;
-  const single = new Map<string, string>();
-  for (const h of headers) {
-    if (h.name === 'Via') {
-      if (via === undefined) via = h.value;
-    } else if (SINGLETONS.has(h.name)) {
-      if (single.has(h.name)) throw fail(400, `Repeated ${h.name} header`);
-      single.set(h.name, h.value);
+    let name = exactCanonicalName(rawName);
+    if (name === undefined) {
+      if (!isToken(rawName)) throw fault(firstLine, headers, 400, 'Malformed header name');
+      name = canonicalHeaderName(rawName);
     }
-  }
-  const present = (name: string): boolean => (name === 'Via' ? via !== undefined : single.has(name));
-  for (const name of firstLine.kind === 'request' ? REQUEST_MANDATORY : RESPONSE_MANDATORY) {
-    if (!present(name)) throw fail(400, `Missing ${name} header`);
+    headers.push({ name, value: line.slice(colon + 1).trim() });
   }
 
-  const cseq = tryParse(() => parseCSeq(single.get('CSeq') as string), fail);
-  if (firstLine.kind === 'request' && cseq.method !== firstLine.method) {
-    throw fail(400, 'CSeq method does not match the request method');
-  }
-  if (firstLine.kind === 'request') {
-    const mf = single.get('Max-Forwards') as string;
-    if (!isDigits(mf, 3) || Number(mf) > 255) throw fail(400, 'Malformed Max-Forwards'); // §20.22: 0-255
-  }
-  const callId = single.get('Call-ID') as string;
-  if (callId === '' || /\s/.test(callId)) throw fail(400, 'Malformed Call-ID');
-  tryParse(() => parseVia(via as string), fail);
-  tryParse(() => parseNameAddr(single.get('From') as string), fail);
-  tryParse(() => parseNameAddr(single.get('To') as string), fail);
+  if (firstLine.kind === 'version') throw fault(firstLine, headers, 505, 'Version Not Supported');
+  if (tooLarge) throw fault(firstLine, headers, 413, 'Message Too Large');
+  const found = checkHeaders(firstLine, headers);
+  const contentLength = found.contentLength;
 
   // §18.3 framing of the body by Content-Length, counted in bytes.
   const bodyStart = headEnd + 4;
   const available = data.length - bodyStart;
-  const contentLength = single.get('Content-Length');
   let body: Buffer;
   if (contentLength === undefined) {
-    if (opts.transport === 'tcp') throw fail(400, 'Missing Content-Length header');
+    if (opts.transport === 'tcp') throw fault(firstLine, headers, 400, 'Missing Content-Length header');
     body = data.subarray(bodyStart);
   } else {
-    if (!isDigits(contentLength, 10)) throw fail(400, 'Malformed Content-Length');
+    if (!isDigits(contentLength, 10)) throw fault(firstLine, headers, 400, 'Malformed Content-Length');
     const length = Number(contentLength);
-    if (length > available) throw fail(400, 'Body shorter than Content-Length');
+    if (length > available) throw fault(firstLine, headers, 400, 'Body shorter than Content-Length');
     body = data.subarray(bodyStart, bodyStart + length); // excess bytes are discarded
   }
 
@@ -180,17 +149,83 @@ export function parseMessage(data: Buffer, opts: ParseOptions = {}): SipMessage 
   return response;
 }
 
-function tryParse<T>(parse: () => T, fail: (status: number, reason: string) => SipParseError): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof SipParseError) throw fail(err.status, err.reason);
-    throw err;
-  }
+/** The error to throw, carrying the request as far as it parsed. */
+function fault(first: FirstLine, headers: readonly SipHeader[], status: number, reason: string): SipParseError {
+  const partial: SipRequest | undefined =
+    first.kind === 'response'
+      ? undefined
+      : { kind: 'request', method: first.method, uri: first.uri, headers: headers.slice(), body: EMPTY };
+  return new SipParseError(status, reason, partial);
 }
 
-function hasBareLineBreak(line: string): boolean {
-  return line.indexOf('\r') >= 0 || line.indexOf('\n') >= 0;
+/** Values of the headers every message needs (the first Via line; the others are singletons). */
+interface Essentials {
+  via?: string;
+  from?: string;
+  to?: string;
+  callId?: string;
+  cseq?: string;
+  maxForwards?: string;
+  contentLength?: string;
+}
+
+/** Presence, uniqueness and syntax of the headers the stack relies on (§8.1.1, §20). */
+function checkHeaders(first: FirstLine, headers: readonly SipHeader[]): Essentials {
+  const found: Essentials = {};
+  for (let k = 0; k < headers.length; k++) {
+    const h = headers[k] as SipHeader;
+    let key: keyof Essentials;
+    switch (h.name) {
+      case 'Via':
+        if (found.via === undefined) found.via = h.value;
+        continue;
+      case 'From': key = 'from'; break;
+      case 'To': key = 'to'; break;
+      case 'Call-ID': key = 'callId'; break;
+      case 'CSeq': key = 'cseq'; break;
+      case 'Max-Forwards': key = 'maxForwards'; break;
+      case 'Content-Length': key = 'contentLength'; break;
+      default: continue;
+    }
+    // RFC 4475 §3.1.2.19 expects 400 for a repeated single-valued header.
+    if (found[key] !== undefined) throw fault(first, headers, 400, `Repeated ${h.name} header`);
+    found[key] = h.value;
+  }
+  const isRequest = first.kind !== 'response';
+  // §8.1.1 for requests; a response carries the same minus Max-Forwards.
+  if (found.to === undefined) throw fault(first, headers, 400, 'Missing To header');
+  if (found.from === undefined) throw fault(first, headers, 400, 'Missing From header');
+  if (found.cseq === undefined) throw fault(first, headers, 400, 'Missing CSeq header');
+  if (found.callId === undefined) throw fault(first, headers, 400, 'Missing Call-ID header');
+  if (isRequest && found.maxForwards === undefined) throw fault(first, headers, 400, 'Missing Max-Forwards header');
+  if (found.via === undefined) throw fault(first, headers, 400, 'Missing Via header');
+
+  let cseq: CSeq;
+  try {
+    cseq = parseCSeq(found.cseq);
+    parseVia(found.via);
+    parseNameAddr(found.from);
+    parseNameAddr(found.to);
+  } catch (err) {
+    if (err instanceof SipParseError) throw fault(first, headers, err.status, err.reason);
+    throw err;
+  }
+  if (isRequest && cseq.method !== first.method) {
+    throw fault(first, headers, 400, 'CSeq method does not match the request method');
+  }
+  const mf = found.maxForwards;
+  if (mf !== undefined && (!isDigits(mf, 3) || Number(mf) > 255)) {
+    throw fault(first, headers, 400, 'Malformed Max-Forwards'); // §20.22: 0-255
+  }
+  if (found.callId === '' || !isUriText(found.callId)) throw fault(first, headers, 400, 'Malformed Call-ID');
+  return found;
+}
+
+/** Index of the CRLF-separated line holding character `at`. */
+function lineOf(text: string, at: number): number {
+  let line = 0;
+  for (let i = text.indexOf('\r\n'); i >= 0 && i < at; i = text.indexOf('\r\n', i + 2)) line++;
+  return line;
 }
 
 type FirstLine =

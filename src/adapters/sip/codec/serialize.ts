@@ -5,7 +5,7 @@
  * or a second message (header injection).
  */
 import { BridgeError } from '../../../core/errors.js';
-import { isContentLengthName } from './header-names.js';
+import { exactCanonicalName, isContentLengthName } from './header-names.js';
 import type { SipMessage } from './message.js';
 import { isToken, isUriText } from './syntax.js';
 
@@ -38,13 +38,15 @@ export function serializeMessage(msg: SipMessage): Buffer {
   const body = msg.body;
   let lengthWritten = false;
   for (const h of msg.headers) {
-    if (!isToken(h.name)) throw new SipSerializeError('header name is not a token');
-    if (isContentLengthName(h.name)) {
+    const known = exactCanonicalName(h.name);
+    if (known === undefined && !isToken(h.name)) throw new SipSerializeError('header name is not a token');
+    if (known === 'Content-Length' || (known === undefined && isContentLengthName(h.name))) {
       if (!lengthWritten) head += `Content-Length: ${body.length}\r\n`;
       lengthWritten = true;
       continue;
     }
-    if (LINE_BREAK_OR_NUL.test(h.value)) throw new SipSerializeError(`CR, LF or NUL in ${h.name} header`);
+    const v = h.value;
+    if (v.indexOf('\r') >= 0 || v.indexOf('\n') >= 0 || v.indexOf('\0') >= 0) throw new SipSerializeError(`CR, LF or NUL in ${h.name} header`);
     head += `${h.name}: ${h.value}\r\n`;
   }
   if (!lengthWritten) head += `Content-Length: ${body.length}\r\n`;

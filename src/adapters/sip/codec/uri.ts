@@ -161,6 +161,11 @@ export function formatUri(uri: SipUri): string {
 
 // ---------------------------------------------------------------- header parameters
 
+function skipWsp(s: string, i: number): number {
+  while (i < s.length && isWsp(s.charCodeAt(i))) i++;
+  return i;
+}
+
 /** Index after a quoted-string starting at `start` (which holds `"`), or -1 if unterminated. */
 function skipQuoted(s: string, start: number): number {
   for (let i = start + 1; i < s.length; i++) {
@@ -179,41 +184,43 @@ function parseHeaderParams(s: string, what: string): Params {
   const params = newParams();
   let i = 0;
   const n = s.length;
-  const skipWs = (): void => {
-    while (i < n && isWsp(s.charCodeAt(i))) i++;
-  };
-  skipWs();
+  i = skipWsp(s, i);
   while (i < n) {
     if (s.charCodeAt(i) !== 0x3b /* ; */) throw bad(what);
     i++;
-    skipWs();
+    i = skipWsp(s, i);
     let j = i;
     while (j < n && s.charCodeAt(j) < 128 && TOKEN[s.charCodeAt(j)] === 1) j++;
     if (j === i) throw bad(what);
     const name = s.slice(i, j).toLowerCase();
     i = j;
-    skipWs();
+    i = skipWsp(s, i);
     let value: string | null = null;
     if (i < n && s.charCodeAt(i) === 0x3d /* = */) {
       i++;
-      skipWs();
+      i = skipWsp(s, i);
       if (s.charCodeAt(i) === 0x22) {
         j = skipQuoted(s, i);
         if (j < 0) throw bad(what);
       } else {
         j = i;
         // token, host (IPv6 reference brackets and colons included)
-        while (j < n && s.charCodeAt(j) < 128 && (TOKEN[s.charCodeAt(j)] === 1 || '[]:'.includes(s[j] ?? ''))) j++;
+        while (j < n && s.charCodeAt(j) < 128 && (TOKEN[s.charCodeAt(j)] === 1 || isHostExtra(s.charCodeAt(j)))) j++;
         if (j === i) throw bad(what);
       }
       value = s.slice(i, j);
       i = j;
-      skipWs();
+      i = skipWsp(s, i);
     }
     if (name in params) throw bad(what);
     params[name] = value;
   }
   return params;
+}
+
+/** "[", "]" and ":" of an IPv6 reference in a host-valued parameter (received=). */
+function isHostExtra(c: number): boolean {
+  return c === 0x5b || c === 0x5d || c === 0x3a;
 }
 
 function formatHeaderParams(params: Readonly<Params>): string {
@@ -224,6 +231,7 @@ function formatHeaderParams(params: Readonly<Params>): string {
 
 /** Split a header value at commas outside quoted strings and angle brackets. */
 export function splitHeaderList(text: string): string[] {
+  if (text.indexOf(',') < 0) return [text.trim()];
   const parts: string[] = [];
   let start = 0;
   let angle = false;
@@ -315,7 +323,8 @@ function parseOneVia(s: string): Via {
   const transport = s.slice(i, j).toUpperCase();
   if (transport === '' || !isWsp(s.charCodeAt(j))) throw bad('Via');
   const semi = s.indexOf(';', j);
-  const sentBy = (semi < 0 ? s.slice(j) : s.slice(j, semi)).trim().replace(/[ \t]*:[ \t]*/, ':');
+  let sentBy = (semi < 0 ? s.slice(j) : s.slice(j, semi)).trim();
+  if (sentBy.indexOf(' ') >= 0 || sentBy.indexOf('\t') >= 0) sentBy = sentBy.replace(/[ \t]*:[ \t]*/, ':'); // COLON = SWS ":" SWS
   const { host, port } = parseHostPort(sentBy, 'Via sent-by');
   const params = parseHeaderParams(semi < 0 ? '' : s.slice(semi), 'Via parameter');
   return port === undefined ? { transport, host, params } : { transport, host, port, params };
