@@ -57,13 +57,22 @@ export interface Prosody {
 const INSTALL_HINT = 'install the test peers with scripts/install-test-peers.sh';
 
 export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> {
+  const dir = await mkdtemp(join(tmpdir(), 'prosody-'));
+  try {
+    return await startIn(dir, opts);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function startIn(dir: string, opts: ProsodyOptions): Promise<Prosody> {
   const domain = opts.domain ?? 'xmpp.test';
   const component = opts.component ?? `sip.${domain}`;
   const secret = opts.secret ?? 'component-secret';
   const userTable = opts.users ?? { juliet: 'juliet-pass', romeo: 'romeo-pass' };
   const startTimeoutMs = opts.startTimeoutMs ?? 15_000;
 
-  const dir = await mkdtemp(join(tmpdir(), 'prosody-'));
   // An empty certs dir keeps certmanager quiet; no certificates means no STARTTLS offered.
   await mkdir(join(dir, 'certs'));
   await mkdir(join(dir, 'data'));
