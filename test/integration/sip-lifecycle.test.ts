@@ -8,6 +8,7 @@ import { SipAdapter } from '../../src/adapters/sip/adapter.js';
 import { sipSchema, type SipConfig } from '../../src/config/schema.js';
 import { messageEvent, type MessageEvent } from '../../src/core/events.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
+import { header, rawRequest, RawUdpPeer, statusOf } from '../support/raw-sip.js';
 import { startSipp } from '../support/sipp.js';
 
 const hooks = { onEvent: () => Promise.resolve() };
@@ -36,8 +37,10 @@ function udpPortFree(port: number): Promise<boolean> {
   });
 }
 
+const MAX_SERVER_TRANSACTIONS = 2;
+
 beforeAll(async () => {
-  adapter = new SipAdapter(config(0), hooks, silentLogger());
+  adapter = new SipAdapter(config(0), hooks, silentLogger(), { maxServerTransactions: MAX_SERVER_TRANSACTIONS });
   await adapter.start();
 });
 
@@ -61,6 +64,23 @@ describe('SIP adapter lifecycle', () => {
   it('given an adapter never started, then send() rejects as retryable', async () => {
     const idle = new SipAdapter(config(0), hooks, silentLogger());
     await expect(idle.send(messageTo(9))).rejects.toMatchObject({ code: 'SIP_STOPPED', retryable: true });
+  });
+
+  it('given the server transaction table is full, then a new request gets 503 with Retry-After', async () => {
+    const peer = await RawUdpPeer.open();
+    const port = adapter.boundPorts()[0]!.port;
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i <= MAX_SERVER_TRANSACTIONS; i++) {
+        await peer.send(rawRequest({ body: `flood ${i}` }), port);
+        const reply = await peer.next();
+        statuses.push(statusOf(reply));
+        if (statusOf(reply) === 503) expect(header(reply, 'Retry-After')).toBe('5');
+      }
+      expect(statuses).toEqual([...Array<number>(MAX_SERVER_TRANSACTIONS).fill(202), 503]);
+    } finally {
+      await peer.close();
+    }
   });
 
   it('given a MESSAGE in flight, then stop() waits for its answer before closing the socket', async () => {

@@ -33,6 +33,8 @@ export interface SipAdapterOptions {
   /** The clock transactions run on (tests may inject one). */
   readonly scheduler?: Scheduler;
   readonly transport?: TransportOptions;
+  /** Live server transactions at most; past it requests get 503 (see TransactionLayer). */
+  readonly maxServerTransactions?: number;
 }
 
 export class SipAdapter implements Adapter {
@@ -59,6 +61,7 @@ export class SipAdapter implements Adapter {
       logger: this.log,
       onRequest: (req, tx) => this.onRequest(req, tx),
       onOverload: (req, tx) => this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] }),
+      ...(options.maxServerTransactions === undefined ? {} : { maxServerTransactions: options.maxServerTransactions }),
     });
   }
 

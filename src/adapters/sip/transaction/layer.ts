@@ -44,6 +44,8 @@ export interface TransactionLayerOptions {
 export class TransactionLayer {
   private readonly servers = new Map<string, NonInviteServerTransaction>();
   private readonly clients = new Map<string, NonInviteClientTransaction>();
+  private lastOverloadLog = 0;
+  private refusedSinceLog = 0;
 
   constructor(private readonly opts: TransactionLayerOptions) {}
 
@@ -113,7 +115,14 @@ export class TransactionLayer {
       onTransportError: (err) => this.opts.logger.warn({ err, remote: from.remote }, 'could not send SIP response'),
     });
     if (this.servers.size >= (this.opts.maxServerTransactions ?? 50_000)) {
-      this.opts.logger.warn({ remote: from.remote, open: this.servers.size }, 'SIP server transaction table full');
+      this.refusedSinceLog++;
+      const now = Date.now();
+      // One line per second at most: a flood must not turn into a flood of log lines.
+      if (now - this.lastOverloadLog >= 1000) {
+        this.opts.logger.warn({ remote: from.remote, open: this.servers.size, refused: this.refusedSinceLog }, 'SIP server transaction table full');
+        this.lastOverloadLog = now;
+        this.refusedSinceLog = 0;
+      }
       this.opts.onOverload?.(request, tx);
       return;
     }
