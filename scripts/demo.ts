@@ -86,7 +86,7 @@ async function main(): Promise<void> {
       keys: { from_user: 'alice', from_domain: 'corp.example', to_domain: DOMAIN, body: reply },
     });
     sipps.push(aliceUac);
-    const stanza = await juliet.next((el) => el.is('message') && el.getChildText('body') === reply);
+    const stanza = await juliet.next((el) => el.is('message') && el.getChildText('body')?.trimEnd() === reply);
     say(`juliet's client received:\n${indent(stanza.toString())}`);
     const uacResult = await aliceUac.done;
     say(`the SIP peer got 202 Accepted for its MESSAGE (sipp exit ${uacResult.code})`);
