@@ -1,7 +1,7 @@
 /**
  * An XmppAdapter wired to recording hooks, for integration tests against a real server.
+ * TEST_LOG=1 prints the adapter's logs.
  */
-import type { AdapterHooks } from '../../src/core/adapter.js';
 import type { CanonicalEvent } from '../../src/core/events.js';
 import { xmppSchema, type XmppConfig } from '../../src/config/schema.js';
 import { XmppAdapter } from '../../src/adapters/xmpp/adapter.js';
@@ -13,35 +13,38 @@ export interface AdapterHarness {
   readonly config: XmppConfig;
   /** Every event handed to hooks.onEvent, in order. */
   readonly events: CanonicalEvent[];
-  /** Every onAvailability call, in order. */
+  /** Every onAvailability report, in order. */
   readonly availability: boolean[];
-  /** Decides what hooks.onEvent does with an event (default: accept). */
+  /** What hooks.onEvent does after recording an event (default: accept it). */
   onEvent: (e: CanonicalEvent) => Promise<void>;
-  /** Waits for an event matching `match` (already seen or future). */
-  event<T extends CanonicalEvent>(what: string, match: (e: CanonicalEvent) => e is T, timeoutMs?: number): Promise<T>;
+  /** Waits for a recorded event matching `match` (already seen or future). */
   event(what: string, match: (e: CanonicalEvent) => boolean, timeoutMs?: number): Promise<CanonicalEvent>;
 }
 
-export function adapterHarness(config: Partial<XmppConfig> & Pick<XmppConfig, 'component' | 'secret' | 'server'>): AdapterHarness {
-  const parsed = xmppSchema.parse(config);
+export type HarnessConfig = Partial<XmppConfig> & Pick<XmppConfig, 'component' | 'secret' | 'server'>;
+
+export function adapterHarness(input: HarnessConfig): AdapterHarness {
+  const config = xmppSchema.parse(input);
   const events: CanonicalEvent[] = [];
   const availability: boolean[] = [];
-  const harness = {
-    config: parsed,
+  const logger = process.env['TEST_LOG'] === '1' ? createLogger({ level: 'debug' }) : silentLogger();
+  const harness: AdapterHarness = {
+    config,
     events,
     availability,
-    onEvent: async (_e: CanonicalEvent) => undefined,
-  } as unknown as AdapterHarness & { adapter: XmppAdapter };
-  const hooks: AdapterHooks = {
-    onEvent: async (e) => {
-      events.push(e);
-      await harness.onEvent(e);
-    },
-    onAvailability: (up) => availability.push(up),
+    onEvent: async () => undefined,
+    event: (what, match, timeoutMs = 10_000) => waitFor(what, () => events.find(match), timeoutMs),
+    adapter: new XmppAdapter(
+      config,
+      {
+        onEvent: async (e) => {
+          events.push(e);
+          await harness.onEvent(e);
+        },
+        onAvailability: (up) => availability.push(up),
+      },
+      logger,
+    ),
   };
-  const logger = process.env['TEST_LOG'] === '1' ? createLogger({ level: 'debug' }) : silentLogger();
-  (harness as { adapter: XmppAdapter }).adapter = new XmppAdapter(parsed, hooks, logger);
-  harness.event = ((what: string, match: (e: CanonicalEvent) => boolean, timeoutMs = 10_000) =>
-    waitFor(what, () => events.find(match), timeoutMs)) as AdapterHarness['event'];
   return harness;
 }
