@@ -60,6 +60,10 @@ function explain(r: SippResult): string {
   return `sipp exit ${r.code}\n${r.errors}\n${r.output.slice(-2000)}`;
 }
 
+it('given UDP and TCP on port 0 on one host, then TCP listens on the UDP port (RFC 3261 §18.2.1)', () => {
+  expect(tcpPort).toBe(udpPort);
+});
+
 describe.each(['udp', 'tcp'] as const)('sipp UAC over %s', (transport) => {
   it('given a MESSAGE, then it is answered 202 and reaches the core exactly once', async () => {
     const port = transport === 'udp' ? udpPort : tcpPort;

@@ -100,6 +100,16 @@ describe('large requests', () => {
     expect(result.messages).toMatch(/^Via: SIP\/2\.0\/TCP /m);
     expect(result.messages).toContain(long);
   });
+  it('given a MESSAGE over 1300 bytes and TCP refused at the destination, then it is retried over UDP (§18.1.1)', async () => {
+    const sipp = await uas({ status: '200', reason: 'OK' }); // a UDP-only peer
+    const long = 'ü'.repeat(1000);
+    await adapter.send(messageTo(sipp.port, long));
+    const result = await finished(sipp);
+
+    expect(result.code, explain(result)).toBe(0);
+    expect(result.messages).toMatch(/^Via: SIP\/2\.0\/UDP /m);
+    expect(result.messages).toContain(long);
+  });
 });
 
 describe('UDP loss', () => {

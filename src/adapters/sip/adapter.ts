@@ -20,7 +20,7 @@ import { fromSipRequest, toSipRequest, ACCEPTED_CONTENT_TYPE } from './page-mode
 import { TransactionLayer } from './transaction/layer.js';
 import type { NonInviteServerTransaction } from './transaction/server.js';
 import { realScheduler, type Scheduler } from './transaction/timers.js';
-import { SipTransport, type BoundPort, type Destination, type TransportOptions } from './transport/transport.js';
+import { SipTransport, type BoundPort, type Destination, type TransportKind, type TransportOptions } from './transport/transport.js';
 import { DEFAULT_SIP_PORT, stripBrackets } from './transport/via.js';
 
 /** Methods this trunk peer answers; everything else gets 405 with this list (RFC 3261 §21.4.6). */
@@ -119,15 +119,30 @@ export class SipAdapter implements Adapter {
       throw new BridgeError('SIP_STOPPED', 'SIP adapter is not running', { condition: 'service-unavailable', retryable: true });
     }
     const hop = await this.nextHop(event);
-    let to = hop.to;
-    let request = toSipRequest(event, { transport: to.transport, sentBy: this.transport.sentBy(to.transport), route: hop.route });
+    const build = (transport: TransportKind): SipRequest =>
+      toSipRequest(event, { transport, sentBy: this.transport.sentBy(transport), route: hop.route });
+    const to = hop.to;
+    const request = build(to.transport);
     // RFC 3261 §18.1.1: a request over 1300 bytes (path MTU unknown) MUST use a congestion
-    // controlled transport; a UDP trunk peer also listens on TCP at the same port (§18.2.1).
+    // controlled transport; a UDP trunk peer also listens on TCP at the same port (§18.2.1)…
     if (to.transport === 'udp' && serializeMessage(request).length > UDP_REQUEST_LIMIT) {
-      to = { ...to, transport: 'tcp' };
-      request = toSipRequest(event, { transport: 'tcp', sentBy: this.transport.sentBy('tcp'), route: hop.route });
+      try {
+        await this.transact(build('tcp'), { ...to, transport: 'tcp' });
+        this.log.debug({ id: event.id, to: `${to.host}:${to.port}` }, 'MESSAGE delivered over TCP (size)');
+        return;
+      } catch (err) {
+        // …but if the connection is refused, the request SHOULD be retried over UDP.
+        if (!(err instanceof BridgeError && err.code === 'SIP_TRANSPORT' && err.retryable)) throw err;
+        this.log.debug({ id: event.id, err }, 'TCP refused for a large MESSAGE: retrying over UDP');
+      }
     }
-    await new Promise<void>((resolve, reject) => {
+    await this.transact(request, to);
+    this.log.debug({ id: event.id, to: `${to.host}:${to.port}` }, 'MESSAGE delivered');
+  }
+
+  /** One client transaction: resolves on 2xx, rejects with the BridgeError for any other end. */
+  private transact(request: SipRequest, to: Destination): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       this.layer.request(request, to, {
         onFinal: (res) => (res.status < 300 ? resolve() : reject(rejected(res))),
         // RFC 3261 §8.1.3.1: a transaction timeout is treated as 408. Not retryable: the
@@ -153,7 +168,6 @@ export class SipAdapter implements Adapter {
           ),
       });
     });
-    this.log.debug({ id: event.id, to: `${to.host}:${to.port}` }, 'MESSAGE delivered');
   }
 
   /** Outbound proxy when configured (loose route if it has `lr`), else the Request-URI's host. */

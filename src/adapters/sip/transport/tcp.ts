@@ -48,23 +48,40 @@ export class TcpTransport {
     return this.connections.size;
   }
 
-  async start(): Promise<Endpoint[]> {
+  /**
+   * Listens on every configured address. `preferredPort(host)` offers a port for an entry
+   * configured with port 0 (the UDP port on that host, RFC 3261 §18.2.1); if it is taken the
+   * system picks one.
+   */
+  async start(preferredPort: (host: string) => number | undefined = () => undefined): Promise<Endpoint[]> {
     const bound: Endpoint[] = [];
     for (const at of this.listen) {
-      const server = createServer((socket) => this.accept(socket));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(at.port, at.host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      const preferred = at.port === 0 ? preferredPort(at.host) : undefined;
+      let server: Server;
+      try {
+        server = await this.listenOn(at.host, preferred ?? at.port);
+      } catch (err) {
+        if (preferred === undefined) throw err;
+        server = await this.listenOn(at.host, 0);
+      }
       server.on('error', (err) => this.logger.error({ err }, 'SIP TCP listener error'));
       this.servers.push(server);
       const addr = server.address();
       bound.push({ host: at.host, port: typeof addr === 'object' && addr ? addr.port : at.port });
     }
     return bound;
+  }
+
+  private async listenOn(host: string, port: number): Promise<Server> {
+    const server = createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server;
   }
 
   /** Writes on an open connection to `to`, opening one when there is none (connection reuse). */

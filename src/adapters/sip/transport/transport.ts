@@ -90,7 +90,12 @@ export class SipTransport {
       await u.start();
       bound.push({ transport: 'udp', ...u.local });
     }
-    for (const e of await this.tcp.start()) bound.push({ transport: 'tcp', ...e });
+    // RFC 3261 §18.2.1: where we listen on UDP we must listen on TCP too, on the same port.
+    const udpPortOn = (host: string): number | undefined =>
+      this.config.listen.some((l) => l.transport === 'udp' && l.host === host && l.port === 0)
+        ? bound.find((b) => b.transport === 'udp' && b.host === host)?.port
+        : undefined;
+    for (const e of await this.tcp.start(udpPortOn)) bound.push({ transport: 'tcp', ...e });
     this.bound = bound;
   }
 
