@@ -108,30 +108,39 @@ export class ComponentConnection {
    */
   async send(stanza: Element): Promise<void> {
     validateOutbound(stanza, this.config);
-    if (!this.online || this.entity === undefined) throw offlineError('not connected');
-    if (this.inFlight >= this.config.maxInFlight) {
+    if (!this.online) throw offlineError('not connected');
+    if (this.inFlight < this.config.maxInFlight) {
+      this.inFlight++;
+    } else {
       if (this.slotWaiters.length >= this.config.maxInFlight) {
         throw new BridgeError('XMPP_BUSY', `${this.inFlight} stanzas already in flight to the XMPP server`, {
           condition: 'resource-constraint',
           retryable: true,
         });
       }
-      const ok = await new Promise<boolean>((resolve) => this.slotWaiters.push(resolve));
-      if (!ok || !this.online) throw offlineError('connection lost while waiting to send');
+      // A finishing write hands its slot straight to the first waiter (see releaseSlot).
+      const gotSlot = await new Promise<boolean>((resolve) => this.slotWaiters.push(resolve));
+      if (!gotSlot) throw offlineError('connection lost while waiting to send');
     }
-    this.inFlight++;
     try {
-      await this.entity.send(stanza);
-    } catch (err) {
-      throw new BridgeError('XMPP_OFFLINE', `writing to the XMPP server failed: ${describe(err)}`, {
-        condition: 'remote-server-timeout',
-        retryable: true,
-        cause: err,
+      const entity = this.entity;
+      if (!this.online || entity === undefined) throw offlineError('connection lost while waiting to send');
+      await entity.send(stanza).catch((err: unknown) => {
+        throw new BridgeError('XMPP_OFFLINE', `writing to the XMPP server failed: ${describe(err)}`, {
+          condition: 'remote-server-timeout',
+          retryable: true,
+          cause: err,
+        });
       });
     } finally {
-      this.inFlight--;
-      this.slotWaiters.shift()?.(true);
+      this.releaseSlot();
     }
+  }
+
+  private releaseSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next === undefined) this.inFlight--;
+    else next(true);
   }
 
   private createEntity(): Component {
