@@ -214,6 +214,17 @@ describe('bad input', () => {
     expect(events).toHaveLength(0);
   });
 
+  it('given a CANCEL for a MESSAGE still in its transaction, then 200; for no transaction, then 481', async () => {
+    const branch = newBranch();
+    const callId = 'cancel-me@127.0.0.1';
+    await ask(rawRequest({ branch, callId, body: 'to be cancelled' }));
+    const matching = await ask(rawRequest({ method: 'CANCEL', branch, callId, contentType: null }));
+    const stray = await ask(rawRequest({ method: 'CANCEL', contentType: null }));
+    expect(statusOf(matching)).toBe(200);
+    expect(statusOf(stray)).toBe(481);
+    expect(events).toHaveLength(1);
+  });
+
   it('given a Require naming an extension, then 420 with Unsupported naming it (we support none)', async () => {
     const reply = await ask(rawRequest({ extraHeaders: ['Require: 100rel'], body: 'needs 100rel' }));
     expect(statusOf(reply)).toBe(420);

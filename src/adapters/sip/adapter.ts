@@ -236,6 +236,11 @@ export class SipAdapter implements Adapter {
           ],
         });
         return;
+      case 'CANCEL':
+        // RFC 3261 §9.2: 200 if it matches a transaction (a non-INVITE one goes on unaffected),
+        // else 481. INVITE is listed because the 405 to one is still a live transaction.
+        this.respond(tx, req, this.layer.cancelTarget(req, ['MESSAGE', 'OPTIONS', 'INVITE']) ? 200 : 481);
+        return;
       default:
         // IM only: INVITE and every other method is refused (toll-fraud guard).
         this.respond(tx, req, 405, { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] });

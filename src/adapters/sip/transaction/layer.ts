@@ -86,6 +86,19 @@ export class TransactionLayer {
     return tx;
   }
 
+  /**
+   * RFC 3261 §9.2: the live transaction a CANCEL targets (same branch and sent-by, or the RFC
+   * 2543 fields, and one of `methods`), if any.
+   */
+  cancelTarget(cancel: SipRequest, methods: readonly string[]): NonInviteServerTransaction | undefined {
+    for (const method of methods) {
+      const key = serverKey(cancel, method);
+      const tx = key === undefined ? undefined : this.servers.get(key);
+      if (tx) return tx;
+    }
+    return undefined;
+  }
+
   /** Forgets every transaction and cancels its timers (shutdown, after draining). */
   abortAll(): void {
     for (const tx of [...this.servers.values()]) tx.abort();
@@ -154,10 +167,10 @@ export function clientKey(msg: SipMessage): string | undefined {
  * RFC 3261 §17.2.3: branch + sent-by + method for RFC 3261 clients; for RFC 2543 ones (no magic
  * cookie) the Request-URI, tags, Call-ID, CSeq and top Via together. ACK maps to INVITE's key.
  */
-export function serverKey(request: SipRequest): string | undefined {
+export function serverKey(request: SipRequest, asMethod?: string): string | undefined {
   const via = topVia(request);
   if (!via) return undefined;
-  const method = request.method === 'ACK' ? 'INVITE' : request.method;
+  const method = asMethod ?? (request.method === 'ACK' ? 'INVITE' : request.method);
   const branch = via.params['branch'];
   const sentBy = `${via.host.toLowerCase()}:${via.port ?? ''}`;
   if (branch && branch.startsWith(MAGIC_COOKIE)) return `${branch}|${sentBy}|${method}`;
