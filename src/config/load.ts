@@ -47,6 +47,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     const where = issue.path.length > 0 ? `${path}.` : '';
     return issue.keys.map((k) => `${where}${k}: unknown key`).join('; ');
   }
+  // zod words a missing key as "Invalid input: expected object, received undefined".
+  const missing = /^Invalid input: expected (\w+), received undefined$/.exec(issue.message);
+  if (missing) return `${path}: missing (expected ${missing[1]})`;
   return `${path}: ${issue.message}`;
 }
 

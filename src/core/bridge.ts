@@ -30,6 +30,7 @@ export class Bridge {
   private readonly consumers = new Map<Side, Consumer>();
   private readonly now: () => number;
   private running = false;
+  private stopping = false;
 
   constructor(private readonly options: BridgeOptions) {
     this.now = options.now ?? Date.now;
@@ -47,6 +48,7 @@ export class Bridge {
       const adapter = this.options.createAdapter(side, {
         onEvent: (event) => this.options.router.route(event),
         onAvailability: (available) => {
+          if (this.stopping) return;
           const consumer = this.consumers.get(side);
           if (available) consumer?.resume();
           else consumer?.pause();
@@ -75,6 +77,7 @@ export class Bridge {
 
   async stop(): Promise<void> {
     const { logger, queue } = this.options;
+    this.stopping = true;
     await this.drain(this.options.drainTimeoutMs ?? 5000);
     await Promise.all([...this.consumers.values()].map((c) => c.close()));
     for (const side of SIDES) {
@@ -87,6 +90,7 @@ export class Bridge {
     this.adapters.clear();
     if (this.running) logger.info('bridge stopped');
     this.running = false;
+    this.stopping = false;
   }
 
   private async deliver(adapter: Adapter, job: QueueJob<CanonicalEvent>): Promise<void> {
