@@ -10,8 +10,11 @@ const minimal = {
   mapping: { xmppDomains: ['xmpp.test'] },
 };
 
-function withPatch(patch: (doc: Record<string, any>) => void): unknown {
-  const doc = structuredClone(minimal) as Record<string, any>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- patches reach into arbitrary paths of a YAML document
+type Doc = Record<string, any>;
+
+function withPatch(patch: (doc: Doc) => void): unknown {
+  const doc = structuredClone(minimal) as Doc;
   patch(doc);
   return doc;
 }
