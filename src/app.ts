@@ -24,7 +24,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     logger: logger.child({ component: 'bridge' }),
     createAdapter: (side, hooks) =>
       side === 'sip'
-        ? new SipAdapter(config.sip, hooks, logger)
-        : new XmppAdapter(config.xmpp, hooks, logger),
+        ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }))
+        : new XmppAdapter(config.xmpp, hooks, logger.child({ component: 'xmpp' })),
   });
 }

@@ -31,7 +31,7 @@ export class XmppAdapter implements Adapter {
     private readonly hooks: AdapterHooks,
     logger: Logger,
   ) {
-    this.logger = logger.child({ adapter: 'xmpp', component: config.component });
+    this.logger = logger.child({ xmppComponent: config.component });
     this.connection = new ComponentConnection(
       config,
       {

@@ -245,7 +245,7 @@ export class ComponentConnection {
     }
     this.online = true;
     this.backoffMs = this.config.reconnect.initialMs;
-    this.logger.info({ component: this.config.component }, 'XMPP component online');
+    this.logger.info('XMPP component online');
     this.startPing();
     this.handlers.onOnline();
   }
