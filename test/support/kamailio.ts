@@ -6,8 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from './ports.js';
-import { connect } from 'node:net';
+import { freePort, tcpAccepts, waitFor } from './ports.js';
 
 export interface KamailioRoute {
   /** Request-URI domain this route takes. */
@@ -73,17 +72,6 @@ export async function startKamailio(options: KamailioOptions): Promise<Kamailio>
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-function tcpAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(port, '127.0.0.1');
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
 }
 
 function config(port: number, routes: KamailioRoute[]): string {

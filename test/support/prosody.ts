@@ -5,10 +5,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from './ports.js';
+import { freePort, tcpAccepts, waitFor } from './ports.js';
 
 export interface ProsodyOptions {
   /** The VirtualHost users live on. */
@@ -132,7 +131,7 @@ async function startIn(dir: string, opts: ProsodyOptions): Promise<Prosody> {
         'prosody to accept client and component connections',
         async () => {
           if (dead !== undefined) throw new Error(dead);
-          return (await accepts(c2sPort)) && (await accepts(componentPort)) ? true : undefined;
+          return (await tcpAccepts(c2sPort)) && (await tcpAccepts(componentPort)) ? true : undefined;
         },
         startTimeoutMs,
         50,
@@ -228,15 +227,3 @@ function lua(s: string): string {
   return JSON.stringify(s);
 }
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
-  });
-}
