@@ -60,7 +60,7 @@ describe('XmppAdapter with Prosody', () => {
       to: { side: 'xmpp', user: 'alice\\40corp.example', domain: prosody.component },
       body,
       messageType: 'chat',
-      dedupeKey: `xmpp:juliet@${prosody.domain}:in-1`,
+      dedupeKey: `xmpp:juliet@${prosody.domain}/test:in-1`,
     });
   });
 

@@ -42,7 +42,7 @@ describe('fromStanza', () => {
       messageType: 'chat',
       thread: 't-1',
       originRef: 'm1',
-      dedupeKey: 'xmpp:juliet@xmpp.test:m1',
+      dedupeKey: 'xmpp:juliet@xmpp.test/balcony:m1',
       createdAt: ctx.now,
     });
     expect(e.id).toMatch(/^[0-9a-f-]{36}$/);
@@ -53,14 +53,22 @@ describe('fromStanza', () => {
     expect(got.kind === 'message' && got.event.messageType).toBe('normal');
   });
 
-  it('given two id-less messages, then the dedupe key depends on sender and body only', () => {
+  it('given two id-less messages with the same body, then they are two messages (distinct dedupe keys)', () => {
     const key = (from: string, body: string): string => {
       const got = fromStanza(parseStanza(`<message from='${from}' to='b@sip.xmpp.test'><body>${body}</body></message>`), ctx);
       return got.kind === 'message' ? got.event.dedupeKey : '';
     };
-    expect(key('a@xmpp.test/r1', 'x')).toBe(key('a@xmpp.test/r2', 'x'));
-    expect(key('a@xmpp.test/r1', 'x')).not.toBe(key('a@xmpp.test/r1', 'y'));
-    expect(key('a@xmpp.test/r1', 'x')).toMatch(/^xmpp:a@xmpp\.test:sha256:/);
+    expect(key('a@xmpp.test/r1', 'ok')).not.toBe(key('a@xmpp.test/r1', 'ok'));
+    expect(key('a@xmpp.test/r1', 'ok')).toMatch(/^xmpp:a@xmpp\.test\/r1:no-id:/);
+  });
+
+  it('given the same id from two resources, then the dedupe keys differ', () => {
+    const key = (from: string): string => {
+      const got = fromStanza(parseStanza(`<message from='${from}' to='b@sip.xmpp.test' id='m1'><body>x</body></message>`), ctx);
+      return got.kind === 'message' ? got.event.dedupeKey : '';
+    };
+    expect(key('a@xmpp.test/phone')).toBe('xmpp:a@xmpp.test/phone:m1');
+    expect(key('a@xmpp.test/phone')).not.toBe(key('a@xmpp.test/laptop'));
   });
 
   it.each([

@@ -2,10 +2,10 @@
  * Paired conversions between XMPP stanzas and canonical events (STYLE.md habit 2). Pure: the
  * clock comes in as `now`, no sockets.
  */
-import { createHash } from 'node:crypto';
 import xml, { type Element } from '@xmpp/xml';
 import type { StanzaErrorCondition } from '../../core/errors.js';
 import { formatAddress, messageEvent, type Address, type CanonicalEvent, type MessageEvent } from '../../core/events.js';
+import { randomToken } from '../../core/ids.js';
 import { errorElement, readStanzaError } from './stanza-error.js';
 
 export interface StanzaContext {
@@ -70,6 +70,7 @@ export function fromStanza(stanza: Element, ctx: StanzaContext): InboundStanza {
   const text = body.getText();
   const id = stanza.attrs['id'];
   const fromBare = from.local === '' ? from.domain : `${from.local}@${from.domain}`;
+  const fromFull = from.resource === undefined ? fromBare : `${fromBare}/${from.resource}`;
   const thread = stanza.getChildText('thread') ?? undefined;
   const event = messageEvent({
     origin: 'xmpp',
@@ -79,7 +80,9 @@ export function fromStanza(stanza: Element, ctx: StanzaContext): InboundStanza {
     messageType: type,
     ...(thread === undefined || thread === '' ? {} : { thread }),
     ...(id === undefined || id === '' ? {} : { originRef: id }),
-    dedupeKey: id === undefined || id === '' ? `xmpp:${fromBare}:sha256:${digest(`${fromBare}\n${text}`)}` : `xmpp:${fromBare}:${id}`,
+    // A stanza id is the sender's handle for one message (a resend after reconnect, XEP-0198,
+    // repeats it). Without one, nothing tells a resend from a second "ok": never merge those.
+    dedupeKey: id === undefined || id === '' ? `xmpp:${fromFull}:no-id:${randomToken(16)}` : `xmpp:${fromFull}:${id}`,
     createdAt: ctx.now,
   });
   return { kind: 'message', event };
@@ -102,8 +105,4 @@ export function toStanza(event: CanonicalEvent): Element {
     { type: 'error', id: event.originRef, from: formatAddress(event.from), to: formatAddress(event.to) },
     errorElement(event.condition, event.text),
   );
-}
-
-function digest(s: string): string {
-  return createHash('sha256').update(s, 'utf8').digest('base64url').slice(0, 22);
 }
