@@ -58,6 +58,8 @@ export class MemoryQueue implements Queue {
     if (q.ids.size >= this.options.maxPending) {
       throw new BridgeError('QUEUE_FULL', `queue ${queue} holds ${q.ids.size} jobs, its limit`, {
         condition: 'resource-constraint',
+        // An overloaded SIP server answers 503 (RFC 3261 §21.5.4), not RFC 7247's 500.
+        sipStatus: 503,
         retryable: true,
       });
     }
