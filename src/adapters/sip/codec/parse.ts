@@ -5,7 +5,7 @@
  * beyond the generic `name: value` shape. Every fault throws SipParseError with the status to
  * answer (400, 413, 416, 505) and, for requests, the part that parsed.
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { canonicalHeaderName, exactCanonicalName } from './header-names.js';
 import type { SipHeader, SipMessage, SipRequest, SipResponse } from './message.js';
 import { SipParseError } from './parse-error.js';
@@ -31,7 +31,6 @@ export interface CSeq {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
-const BARE_LINE_BREAK = /\r(?!\n)|(?<!\r)\n/;
 const SIP_VERSION = /^SIP\/[0-9]+\.[0-9]+$/i;
 
 
@@ -79,42 +78,43 @@ export function parseMessage(data: Buffer, opts: ParseOptions = {}): SipMessage 
       : new SipParseError(400, 'Header section not terminated by an empty line');
   }
   const headBytes = data.subarray(start, headEnd);
-  if (!isUtf8(headBytes)) throw new SipParseError(400, 'Header section is not UTF-8');
-  const head = headBytes.toString('utf8');
+  // Pure ASCII (the usual case) decodes as latin1, the cheapest decoder; otherwise it must be UTF-8.
+  let head: string;
+  if (isAscii(headBytes)) head = headBytes.toString('latin1');
+  else if (isUtf8(headBytes)) head = headBytes.toString('utf8');
+  else throw new SipParseError(400, 'Header section is not UTF-8');
   if (head.indexOf('\0') >= 0) throw new SipParseError(400, 'NUL byte in header section');
-  const lines = head.split('\r\n');
-  // One scan of the whole section: a CR or LF that is not part of a CRLF can split a header.
-  const bareLineBreak = BARE_LINE_BREAK.exec(head);
-  const badLine = bareLineBreak === null ? lines.length : lineOf(head, bareLineBreak.index);
 
-  const startLine = lines[0] ?? '';
-  if (badLine === 0) throw new SipParseError(400, 'Bare CR or LF in header section');
+  // Lines are read in place: `pos` is where a line starts, `eol` where its CRLF starts.
+  let eol = lineEnd(head, 0);
+  if (eol < 0) throw new SipParseError(400, 'Bare CR or LF in header section');
+  const startLine = head.slice(0, eol);
   const isResponse = startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === 'SIP/';
   const firstLine = isResponse ? parseStatusLine(startLine) : parseRequestLine(startLine);
 
   const headers: MutableHeader[] = [];
-  for (let k = 1; k < lines.length; k++) {
-    const line = lines[k] as string;
-    if (k === badLine) throw fault(firstLine, headers, 400, 'Bare CR or LF in header section');
-    if (isWsp(line.charCodeAt(0))) {
+  for (let pos = eol + 2; pos < head.length + 2; pos = eol + 2) {
+    eol = lineEnd(head, pos);
+    if (eol < 0) throw fault(firstLine, headers, 400, 'Bare CR or LF in header section');
+    if (isWsp(head.charCodeAt(pos))) {
       // §7.3.1: a line starting with whitespace continues the previous header (folding).
       const prev = headers[headers.length - 1];
       if (prev === undefined) throw fault(firstLine, headers, 400, 'Continuation line before any header');
-      const more = line.trim();
+      const more = head.slice(pos, eol).trim();
       if (more !== '') prev.value = prev.value === '' ? more : `${prev.value} ${more}`;
       continue;
     }
-    const colon = line.indexOf(':');
-    if (colon < 1) throw fault(firstLine, headers, 400, 'Header line without a colon');
+    const colon = head.indexOf(':', pos);
+    if (colon <= pos || colon >= eol) throw fault(firstLine, headers, 400, 'Header line without a colon');
     let nameEnd = colon;
-    while (nameEnd > 0 && isWsp(line.charCodeAt(nameEnd - 1))) nameEnd--; // HCOLON = *(SP/HTAB) ":" SWS
-    const rawName = line.slice(0, nameEnd);
+    while (nameEnd > pos && isWsp(head.charCodeAt(nameEnd - 1))) nameEnd--; // HCOLON = *(SP/HTAB) ":" SWS
+    const rawName = head.slice(pos, nameEnd);
     let name = exactCanonicalName(rawName);
     if (name === undefined) {
       if (!isToken(rawName)) throw fault(firstLine, headers, 400, 'Malformed header name');
       name = canonicalHeaderName(rawName);
     }
-    headers.push({ name, value: line.slice(colon + 1).trim() });
+    headers.push({ name, value: trimmedSlice(head, colon + 1, eol) });
   }
 
   if (firstLine.kind === 'version') throw fault(firstLine, headers, 505, 'Version Not Supported');
@@ -221,11 +221,31 @@ function checkHeaders(first: FirstLine, headers: readonly SipHeader[]): Essentia
   return found;
 }
 
-/** Index of the CRLF-separated line holding character `at`. */
-function lineOf(text: string, at: number): number {
-  let line = 0;
-  for (let i = text.indexOf('\r\n'); i >= 0 && i < at; i = text.indexOf('\r\n', i + 2)) line++;
-  return line;
+/**
+ * Where the line starting at `pos` ends (the index of its CRLF, or the end of the section),
+ * or -1 when the line holds a CR or LF that is not part of a CRLF, which could split a header.
+ */
+function lineEnd(head: string, pos: number): number {
+  const cr = head.indexOf('\r', pos);
+  const eol = cr < 0 ? head.length : cr;
+  if (cr >= 0 && head.charCodeAt(cr + 1) !== 0x0a) return -1;
+  const lf = head.indexOf('\n', pos);
+  return lf < 0 || lf === eol + 1 ? eol : -1;
+}
+
+/** `text.slice(from, to).trim()`, without the second string when only SP/HTAB surround the value. */
+function trimmedSlice(text: string, from: number, to: number): string {
+  let i = from;
+  let j = to;
+  while (i < j && isWsp(text.charCodeAt(i))) i++;
+  while (j > i && isWsp(text.charCodeAt(j - 1))) j--;
+  const value = text.slice(i, j);
+  // String.prototype.trim also strips other white space (VT, FF, NBSP, U+2028…): defer to it then.
+  return i < j && (maybeTrimmed(text.charCodeAt(i)) || maybeTrimmed(text.charCodeAt(j - 1))) ? value.trim() : value;
+}
+
+function maybeTrimmed(c: number): boolean {
+  return c < 0x21 || c > 0x7e;
 }
 
 type FirstLine =
