@@ -1,11 +1,12 @@
 /**
  * Strict SIP message parser (RFC 3261 §7, §25). One `indexOf` finds the end of the header
- * section, which is decoded once and split into lines; only the start line and the headers a
+ * section, which is decoded once and read line by line in place; only the start line and the headers a
  * transaction needs (Via, From, To, Call-ID, CSeq, Max-Forwards, Content-Length) are checked
  * beyond the generic `name: value` shape. Every fault throws SipParseError with the status to
  * answer (400, 413, 416, 505) and, for requests, the part that parsed.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
+import { isCommonNameAddr, isCommonVia } from './common-form.js';
 import { canonicalHeaderName, exactCanonicalName } from './header-names.js';
 import type { SipHeader, SipMessage, SipRequest, SipResponse } from './message.js';
 import { SipParseError } from './parse-error.js';
@@ -203,9 +204,11 @@ function checkHeaders(first: FirstLine, headers: readonly SipHeader[]): Essentia
   let cseq: CSeq;
   try {
     cseq = parseCSeq(found.cseq);
-    parseVia(found.via);
-    parseNameAddr(found.from);
-    parseNameAddr(found.to);
+    // The common spellings are recognised without allocating; anything else gets the full
+    // parser, which accepts or refuses it with its own status (common-form.ts).
+    if (!isCommonVia(found.via)) parseVia(found.via);
+    if (!isCommonNameAddr(found.from)) parseNameAddr(found.from);
+    if (!isCommonNameAddr(found.to)) parseNameAddr(found.to);
   } catch (err) {
     if (err instanceof SipParseError) throw fault(first, headers, err.status, err.reason);
     throw err;
