@@ -120,8 +120,7 @@ export function parseMessage(data: Buffer, opts: ParseOptions = {}): SipMessage 
 
   if (firstLine.kind === 'version') throw fault(firstLine, headers, 505, 'Version Not Supported');
   if (tooLarge) throw fault(firstLine, headers, 413, 'Message Too Large');
-  const found = checkHeaders(firstLine, headers);
-  const contentLength = found.contentLength;
+  const contentLength = checkHeaders(firstLine, headers);
 
   // §18.3 framing of the body by Content-Length, counted in bytes.
   const bodyStart = headEnd + 4;
@@ -159,56 +158,54 @@ function fault(first: FirstLine, headers: readonly SipHeader[], status: number, 
   return new SipParseError(status, reason, partial);
 }
 
-/** Values of the headers every message needs (the first Via line; the others are singletons). */
-interface Essentials {
-  via?: string;
-  from?: string;
-  to?: string;
-  callId?: string;
-  cseq?: string;
-  maxForwards?: string;
-  contentLength?: string;
-}
-
-/** Presence, uniqueness and syntax of the headers the stack relies on (§8.1.1, §20). */
-function checkHeaders(first: FirstLine, headers: readonly SipHeader[]): Essentials {
-  const found: Essentials = {};
-  for (let k = 0; k < headers.length; k++) {
+/**
+ * Presence, uniqueness and syntax of the headers the stack relies on (§8.1.1, §20); returns
+ * the Content-Length value, if any. Plain locals rather than a keyed record: this runs on
+ * every message.
+ */
+function checkHeaders(first: FirstLine, headers: readonly SipHeader[]): string | undefined {
+  let via: string | undefined; // the first Via line; the other headers are single-valued
+  let from: string | undefined;
+  let to: string | undefined;
+  let callId: string | undefined;
+  let cseqValue: string | undefined;
+  let maxForwards: string | undefined;
+  let contentLength: string | undefined;
+  let repeated = false;
+  let k = 0;
+  for (; k < headers.length && !repeated; k++) {
     const h = headers[k] as SipHeader;
-    let key: keyof Essentials;
+    const v = h.value;
     switch (h.name) {
-      case 'Via':
-        if (found.via === undefined) found.via = h.value;
-        continue;
-      case 'From': key = 'from'; break;
-      case 'To': key = 'to'; break;
-      case 'Call-ID': key = 'callId'; break;
-      case 'CSeq': key = 'cseq'; break;
-      case 'Max-Forwards': key = 'maxForwards'; break;
-      case 'Content-Length': key = 'contentLength'; break;
-      default: continue;
+      case 'Via': if (via === undefined) via = v; break;
+      case 'From': repeated = from !== undefined; from = v; break;
+      case 'To': repeated = to !== undefined; to = v; break;
+      case 'Call-ID': repeated = callId !== undefined; callId = v; break;
+      case 'CSeq': repeated = cseqValue !== undefined; cseqValue = v; break;
+      case 'Max-Forwards': repeated = maxForwards !== undefined; maxForwards = v; break;
+      case 'Content-Length': repeated = contentLength !== undefined; contentLength = v; break;
+      default: break;
     }
-    // RFC 4475 §3.1.2.19 expects 400 for a repeated single-valued header.
-    if (found[key] !== undefined) throw fault(first, headers, 400, `Repeated ${h.name} header`);
-    found[key] = h.value;
   }
+  // RFC 4475 §3.1.2.19 expects 400 for a repeated single-valued header.
+  if (repeated) throw fault(first, headers, 400, `Repeated ${(headers[k - 1] as SipHeader).name} header`);
   const isRequest = first.kind !== 'response';
   // §8.1.1 for requests; a response carries the same minus Max-Forwards.
-  if (found.to === undefined) throw fault(first, headers, 400, 'Missing To header');
-  if (found.from === undefined) throw fault(first, headers, 400, 'Missing From header');
-  if (found.cseq === undefined) throw fault(first, headers, 400, 'Missing CSeq header');
-  if (found.callId === undefined) throw fault(first, headers, 400, 'Missing Call-ID header');
-  if (isRequest && found.maxForwards === undefined) throw fault(first, headers, 400, 'Missing Max-Forwards header');
-  if (found.via === undefined) throw fault(first, headers, 400, 'Missing Via header');
+  if (to === undefined) throw fault(first, headers, 400, 'Missing To header');
+  if (from === undefined) throw fault(first, headers, 400, 'Missing From header');
+  if (cseqValue === undefined) throw fault(first, headers, 400, 'Missing CSeq header');
+  if (callId === undefined) throw fault(first, headers, 400, 'Missing Call-ID header');
+  if (isRequest && maxForwards === undefined) throw fault(first, headers, 400, 'Missing Max-Forwards header');
+  if (via === undefined) throw fault(first, headers, 400, 'Missing Via header');
 
   let cseq: CSeq;
   try {
-    cseq = parseCSeq(found.cseq);
+    cseq = parseCSeq(cseqValue);
     // The common spellings are recognised without allocating; anything else gets the full
     // parser, which accepts or refuses it with its own status (common-form.ts).
-    if (!isCommonVia(found.via)) parseVia(found.via);
-    if (!isCommonNameAddr(found.from)) parseNameAddr(found.from);
-    if (!isCommonNameAddr(found.to)) parseNameAddr(found.to);
+    if (!isCommonVia(via)) parseVia(via);
+    if (!isCommonNameAddr(from)) parseNameAddr(from);
+    if (!isCommonNameAddr(to)) parseNameAddr(to);
   } catch (err) {
     if (err instanceof SipParseError) throw fault(first, headers, err.status, err.reason);
     throw err;
@@ -216,12 +213,11 @@ function checkHeaders(first: FirstLine, headers: readonly SipHeader[]): Essentia
   if (isRequest && cseq.method !== first.method) {
     throw fault(first, headers, 400, 'CSeq method does not match the request method');
   }
-  const mf = found.maxForwards;
-  if (mf !== undefined && (!isDigits(mf, 3) || Number(mf) > 255)) {
+  if (maxForwards !== undefined && (!isDigits(maxForwards, 3) || Number(maxForwards) > 255)) {
     throw fault(first, headers, 400, 'Malformed Max-Forwards'); // §20.22: 0-255
   }
-  if (found.callId === '' || !isUriText(found.callId)) throw fault(first, headers, 400, 'Malformed Call-ID');
-  return found;
+  if (callId === '' || !isUriText(callId)) throw fault(first, headers, 400, 'Malformed Call-ID');
+  return contentLength;
 }
 
 /**
