@@ -5,13 +5,19 @@
  *   npx tsx bench/sip-codec.bench.ts            (or: npm run bench)
  *   node --expose-gc --import tsx bench/sip-codec.bench.ts   (heap figures after a full GC)
  *
- * Bounded in time: each phase stops after its time budget (about 15 s in all).
+ * Our codec is timed in several rounds (after one warm-up) and each round reports wall-clock
+ * and CPU figures, so a run on a shared machine shows its spread: the best and the median round
+ * are printed with the load average before and after. "Per CPU-second" divides by this
+ * process's CPU time (all its threads, GC included), the one-core figure.
+ * Bounded in time: each phase stops after its time budget (about 20 s in all).
  */
 import { cpus, loadavg } from 'node:os';
 import type { Logger } from 'sip.js/lib/core/log/logger.js';
 import { Parser } from 'sip.js/lib/core/messages/parser.js';
 import { parseMessage } from '../src/adapters/sip/codec/parse.js';
 import { serializeMessage } from '../src/adapters/sip/codec/serialize.js';
+
+const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 const BODY = 'Bonjour Bob, ça marche très bien ✓ 👍';
 
@@ -103,21 +109,40 @@ const theirs = Parser.parseMessage(WIRE_TEXT, silent);
 if (theirs === undefined) throw new Error('sip.js rejected the benchmark message');
 if (!serializeMessage(ours).equals(WIRE)) throw new Error('our codec does not reproduce the benchmark message');
 
-console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, load average ${load()}`);
 console.log(`input: MESSAGE, ${HEAD.length + 4} bytes of headers, ${Buffer.byteLength(BODY)}-byte UTF-8 body (${BODY.length} UTF-16 units)`);
 console.log(`body as read by ours:   ${JSON.stringify(ours.body.toString('utf8'))}`);
 console.log(`body as read by sip.js: ${JSON.stringify(theirs.body)}`);
 console.log('');
 
-const roundTrip = measure('ours: parse + serialize', () => serializeMessage(parseMessage(WIRE, { transport: 'tcp' })), 1000, 20_000, 5000);
-print(roundTrip);
-const parseOnly = measure('ours: parse', () => parseMessage(WIRE, { transport: 'tcp' }), 1000, 20_000, 3000);
-print(parseOnly);
+/** `count` rounds of `budgetMs` each, after one warm-up; prints every round, returns the median round. */
+function rounds(label: string, fn: () => void, count: number, budgetMs: number): Result {
+  const all: Result[] = [];
+  for (let r = 0; r < count; r++) {
+    const result = measure(`${label} #${r + 1}`, fn, 1000, r === 0 ? 20_000 : 0, budgetMs);
+    print(result);
+    all.push(result);
+  }
+  const byCpu = [...all].sort((a, b) => a.perCpuSecond - b.perCpuSecond);
+  const byWall = [...all].sort((a, b) => a.perSecond - b.perSecond);
+  const median = byCpu[Math.floor(count / 2)] as Result;
+  const fmt = (n: number | undefined): string => Math.round(n ?? NaN).toLocaleString('en-US');
+  console.log(
+    `${label}: per CPU-second best ${fmt(byCpu[count - 1]?.perCpuSecond)}, median ${fmt(median.perCpuSecond)}; ` +
+      `wall best ${fmt(byWall[count - 1]?.perSecond)}, median ${fmt(byWall[Math.floor(count / 2)]?.perSecond)} msg/s`,
+  );
+  return median;
+}
+
+const roundTrip = rounds('ours: parse + serialize', () => serializeMessage(parseMessage(WIRE, { transport: 'tcp' })), 5, 1500);
+const parseOnly = rounds('ours: parse', () => parseMessage(WIRE, { transport: 'tcp' }), 3, 1000);
 const sipjs = measure('sip.js 0.21: Parser.parseMessage', () => Parser.parseMessage(WIRE_TEXT, silent), 20, 100, 5000);
 print(sipjs);
 
 console.log('');
-console.log(`ratio per CPU-second, parse+serialize (ours) / parse (sip.js): ${(roundTrip.perCpuSecond / sipjs.perCpuSecond).toFixed(0)}×`);
-console.log(`ratio per CPU-second, parse (ours) / parse (sip.js):           ${(parseOnly.perCpuSecond / sipjs.perCpuSecond).toFixed(0)}×`);
-const best = Math.max(roundTrip.perSecond, roundTrip.perCpuSecond);
-console.log(`goal ≥ 100,000 parse+serialize per second on one core: ${best >= 100_000 ? 'met' : 'NOT met'}`);
+console.log(`ratio per CPU-second, parse+serialize (ours, median round) / parse (sip.js): ${(roundTrip.perCpuSecond / sipjs.perCpuSecond).toFixed(0)}×`);
+console.log(`ratio per CPU-second, parse (ours, median round) / parse (sip.js):           ${(parseOnly.perCpuSecond / sipjs.perCpuSecond).toFixed(0)}×`);
+console.log(`load average at the end: ${load()}`);
+// Judged on the median round's CPU figure, so one lucky round does not decide it.
+const met = roundTrip.perCpuSecond >= 100_000;
+console.log(`goal ≥ 100,000 parse+serialize per second on one core (median round, per CPU-second): ${met ? 'met' : 'NOT met'}`);
