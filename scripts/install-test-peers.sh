@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the integration tests start on loopback, from Debian packages:
-#   prosody (XMPP server), kamailio (SIP proxy), sip-tester (sipp).
+#   prosody (XMPP server), kamailio (SIP proxy), sip-tester (sipp), slapd + ldap-utils
+#   (OpenLDAP directory), dnsmasq-base (DNS server for ENUM NAPTR records).
 # Usage: scripts/install-test-peers.sh           install what is missing (needs root)
 #        scripts/install-test-peers.sh --check   list what is missing, exit 1 if anything is
 set -euo pipefail
@@ -10,6 +11,9 @@ PEERS=(
   "prosody:prosody"
   "kamailio:kamailio"
   "sip-tester:sipp"
+  "slapd:slapd"
+  "ldap-utils:ldapadd"
+  "dnsmasq-base:dnsmasq"
 )
 
 missing=()
@@ -28,7 +32,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers present: prosody, kamailio, sipp"
+  echo "test peers present: prosody, kamailio, sipp, slapd, ldap-utils, dnsmasq"
   exit 0
 fi
 
