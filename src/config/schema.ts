@@ -3,6 +3,7 @@
  * boot into a frozen, typed object; an unknown key or a wrong type stops the program with the
  * key path named.
  */
+import { isSupportedCountry } from 'libphonenumber-js';
 import { z } from 'zod';
 
 const host = z.string().min(1);
@@ -63,11 +64,109 @@ export const identitySchema = z.strictObject({
   sip: z.string().regex(/^sips?:[^@\s]+@[^@\s]+$/, 'a SIP URI such as sip:alice@corp.example'),
 });
 
+/** A static identity table in a file (YAML list or CSV `e164,sip[,xmpp,canonical]`), reloaded on SIGHUP. */
+export const staticSourceSchema = z.strictObject({
+  type: z.literal('static'),
+  /** Name in logs, health and `lookup`; defaults to the type. */
+  name: z.string().min(1).optional(),
+  /** Path of the table; relative paths are relative to the working directory. */
+  file: z.string().min(1),
+  /** Read as YAML or CSV; by default from the file's extension (.csv is CSV, anything else YAML). */
+  format: z.enum(['yaml', 'csv']).optional(),
+});
+
+/**
+ * An LDAP / Active Directory directory (ldapts). Filters take `{number}` (E.164, `+` form),
+ * `{sip}` (`sip:user@domain`), `{user}` and `{domain}` (of the SIP address), each escaped
+ * per RFC 4515 §3 by the source before substitution.
+ */
+export const ldapSourceSchema = z.strictObject({
+  type: z.literal('ldap'),
+  name: z.string().min(1).optional(),
+  /** `ldap://host:389` or `ldaps://host:636`. */
+  url: z.string().regex(/^ldaps?:\/\/[^/\s]+\/?$/, 'an ldap:// or ldaps:// URL such as ldap://127.0.0.1:389'),
+  /** Simple bind; omit both for an anonymous bind. */
+  bindDN: z.string().min(1).optional(),
+  bindPassword: z.string().optional(),
+  baseDN: z.string().min(1),
+  scope: z.enum(['base', 'one', 'sub']).default('sub'),
+  filters: z
+    .strictObject({
+      byNumber: z.string().min(1).default('(|(telephoneNumber={number})(mobile={number}))'),
+      bySipAddress: z.string().min(1).default('(|(msRTCSIP-PrimaryUserAddress={sip})(proxyAddresses=SIP:{user}@{domain}))'),
+    })
+    .default({
+      byNumber: '(|(telephoneNumber={number})(mobile={number}))',
+      bySipAddress: '(|(msRTCSIP-PrimaryUserAddress={sip})(proxyAddresses=SIP:{user}@{domain}))',
+    }),
+  attributes: z
+    .strictObject({
+      /** Attributes holding the person's number, first non-empty wins (normalised to E.164). */
+      number: z.array(z.string().min(1)).min(1).default(['telephoneNumber']),
+      /** Attributes holding the SIP address: `sip:`-URIs, or `SIP:`-prefixed proxyAddresses values. */
+      sip: z.array(z.string().min(1)).min(1).default(['msRTCSIP-PrimaryUserAddress', 'proxyAddresses']),
+      /** Attributes holding the bare JID, if the directory has one. */
+      xmpp: z.array(z.string().min(1)).default([]),
+      /** The canonical user@domain shown in logs and `lookup`. */
+      canonical: z.string().min(1).default('mail'),
+    })
+    .default({ number: ['telephoneNumber'], sip: ['msRTCSIP-PrimaryUserAddress', 'proxyAddresses'], xmpp: [], canonical: 'mail' }),
+  tls: z
+    .strictObject({
+      /** Upgrade an ldap:// connection with StartTLS (RFC 4511 §4.14). */
+      startTLS: z.boolean().default(false),
+      /** PEM file of the CA that signed the server's certificate. */
+      caFile: z.string().min(1).optional(),
+      rejectUnauthorized: z.boolean().default(true),
+    })
+    .optional(),
+  /** Connections kept open to the directory. */
+  poolSize: z.number().int().min(1).max(64).default(4),
+  /** Connect and per-operation timeout of the client (the chain's deadline still applies). */
+  timeoutMs: z.number().int().min(1).default(2000),
+});
+
+/** ENUM (RFC 6116) over DNS NAPTR (RFC 3403) under a configured suffix. */
+export const enumSourceSchema = z.strictObject({
+  type: z.literal('enum'),
+  name: z.string().min(1).optional(),
+  /** `e164.arpa` or a private tree such as `e164.corp.example`. */
+  suffix: z.string().min(1).default('e164.arpa'),
+  /** The DNS server asked (a loopback resolver in tests). */
+  server: z.strictObject({ host: host.default('127.0.0.1'), port: port.default(53) }).default({ host: '127.0.0.1', port: 53 }),
+  /** Enumservices accepted, in order of preference (RFC 6116 §3.4.3). */
+  services: z.array(z.string().regex(/^E2U\+[A-Za-z0-9+:-]+$/i, 'an enumservice such as E2U+sip')).min(1).default(['E2U+sip', 'E2U+xmpp']),
+  timeoutMs: z.number().int().min(1).default(2000),
+});
+
+/** Identity sources asked in order (issue 3); `mapping.identities` is an implicit first static source. */
+export const identitySourceSchema = z.discriminatedUnion('type', [staticSourceSchema, ldapSourceSchema, enumSourceSchema]);
+
 export const mappingSchema = z.strictObject({
   /** Domains of the XMPP server's users that SIP users may write to (sip:bob@<domain>). */
   xmppDomains: z.array(host).min(1),
   /** Static identity table: E.164 number ↔ SIP address. */
   identities: z.array(identitySchema).default([]),
+  /**
+   * ISO 3166-1 alpha-2 region for numbers written without a country code (`(555) 123-4567`
+   * with `US`); without it only international spellings are accepted.
+   */
+  defaultRegion: z
+    .string()
+    .regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as US')
+    .refine((r) => isSupportedCountry(r), 'a region with a telephone numbering plan, such as US or GB')
+    .optional(),
+  sources: z.array(identitySourceSchema).default([]),
+  /** Longest a source may take before the chain asks the next one. */
+  sourceTimeoutMs: z.number().int().min(1).max(60_000).default(1000),
+  cache: z
+    .strictObject({
+      ttlMs: z.number().int().min(0).default(300_000),
+      /** How long "nobody has this number" is remembered. */
+      negativeTtlMs: z.number().int().min(0).default(30_000),
+      maxEntries: z.number().int().min(1).default(10_000),
+    })
+    .default({ ttlMs: 300_000, negativeTtlMs: 30_000, maxEntries: 10_000 }),
 });
 
 export const queueSchema = z.strictObject({
@@ -94,3 +193,7 @@ export type SipConfig = BridgeConfig['sip'];
 export type XmppConfig = BridgeConfig['xmpp'];
 export type MappingConfig = BridgeConfig['mapping'];
 export type QueueConfig = BridgeConfig['queue'];
+export type IdentitySourceConfig = MappingConfig['sources'][number];
+export type StaticSourceConfig = z.infer<typeof staticSourceSchema>;
+export type LdapSourceConfig = z.infer<typeof ldapSourceSchema>;
+export type EnumSourceConfig = z.infer<typeof enumSourceSchema>;

@@ -35,6 +35,22 @@ describe('config', () => {
     expect(config.queue).toMatchObject({ backend: 'memory', maxAttempts: 5 });
   });
 
+  it('fills identity source defaults from the issue-3 schema', () => {
+    const config = parseConfig(
+      withPatch((d) => {
+        d['mapping']['sources'] = [
+          { type: 'static', file: 'ids.csv' },
+          { type: 'ldap', url: 'ldap://127.0.0.1:389', baseDN: 'dc=corp,dc=example' },
+          { type: 'enum' },
+        ];
+      }),
+    );
+    expect(config.mapping.sourceTimeoutMs).toBe(1000);
+    expect(config.mapping.cache).toEqual({ ttlMs: 300_000, negativeTtlMs: 30_000, maxEntries: 10_000 });
+    expect(config.mapping.sources[1]).toMatchObject({ poolSize: 4, scope: 'sub', attributes: { number: ['telephoneNumber'], canonical: 'mail' } });
+    expect(config.mapping.sources[2]).toMatchObject({ suffix: 'e164.arpa', server: { port: 53 }, services: ['E2U+sip', 'E2U+xmpp'] });
+  });
+
   it('is frozen once parsed', () => {
     const config = parseConfig(minimal);
     expect(Object.isFrozen(config.sip.listen[0])).toBe(true);
@@ -55,6 +71,11 @@ describe('config', () => {
     ['an outbound proxy that is not a SIP URI', withPatch((d) => (d['sip']['outboundProxy'] = '127.0.0.1:5070')), /sip\.outboundProxy/],
     ['no XMPP domain', withPatch((d) => (d['mapping']['xmppDomains'] = [])), /mapping\.xmppDomains/],
     ['an unknown queue backend', withPatch((d) => (d['queue'] = { backend: 'kafka' })), /queue\.backend/],
+    ['a region without a numbering plan', withPatch((d) => (d['mapping']['defaultRegion'] = 'ZZ')), /mapping\.defaultRegion: a region/],
+    ['a lower-case region', withPatch((d) => (d['mapping']['defaultRegion'] = 'us')), /mapping\.defaultRegion: an ISO 3166-1/],
+    ['an unknown source type', withPatch((d) => (d['mapping']['sources'] = [{ type: 'sql' }])), /mapping\.sources\.0/],
+    ['a static source without a file', withPatch((d) => (d['mapping']['sources'] = [{ type: 'static' }])), /mapping\.sources\.0\.file: missing/],
+    ['an LDAP URL of another scheme', withPatch((d) => (d['mapping']['sources'] = [{ type: 'ldap', url: 'http://x', baseDN: 'dc=x' }])), /mapping\.sources\.0\.url: an ldap:\/\//],
   ];
   it.each(cases)('refuses %s, naming the key', (_name, doc, expected) => {
     expect(() => parseConfig(doc)).toThrow(ConfigError);
