@@ -1,0 +1,202 @@
+/**
+ * Starts a private OpenLDAP `slapd` (Debian 2.5) for a test file: its own temp dir, a slapd.conf
+ * (`-f`) with an mdb database seeded offline by `slapadd` from test/fixtures/ldap/directory.ldif,
+ * the core/cosine/inetorgperson schemas plus test/fixtures/ldap/ad-lite.schema (the AD attributes
+ * OpenLDAP lacks), listening on one free loopback port. Runs in the foreground with `-d stats`, so
+ * every connection and BIND is written to its log, which the tests count. Started once per test
+ * file (beforeAll), stopped in afterAll; stop()/start() again for "the directory went away".
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, tcpAccepts, waitFor } from './ports.js';
+
+const INSTALL_HINT = 'install the test peers with scripts/install-test-peers.sh';
+const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/ldap');
+const SLAPD = '/usr/sbin/slapd';
+const SLAPADD = '/usr/sbin/slapadd';
+
+export interface SlapdOptions {
+  /** LDIF seeded before start; defaults to test/fixtures/ldap/directory.ldif. */
+  ldifPath?: string;
+  startTimeoutMs?: number;
+}
+
+export interface Slapd {
+  readonly url: string;
+  readonly port: number;
+  readonly suffix: 'dc=corp,dc=example';
+  readonly peopleDN: 'ou=people,dc=corp,dc=example';
+  /** The bridge's service account (the directory refuses anonymous reads). */
+  readonly bindDN: 'cn=bridge,ou=services,dc=corp,dc=example';
+  readonly bindPassword: 'bridge-secret';
+  readonly dir: string;
+  /** Whether the server is running now. */
+  running(): boolean;
+  /** Stops the server, keeping its data and port: lookups must now fail. */
+  halt(): Promise<void>;
+  /** Starts a halted server again on the same port and data. */
+  resume(): Promise<void>;
+  /** Stops the server and removes its temp dir. */
+  stop(): Promise<void>;
+  /** The server's log so far (all runs). */
+  log(): Promise<string>;
+  /** How many successful simple binds as `dn` the log shows (all runs). */
+  bindCount(dn: string): Promise<number>;
+}
+
+export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
+  requireBinary(SLAPD);
+  requireBinary(SLAPADD);
+  const dir = await mkdtemp(join(tmpdir(), 'slapd-'));
+  try {
+    return await startIn(dir, opts);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function requireBinary(path: string): void {
+  const res = spawnSync(path, ['-VV'], { encoding: 'utf8', timeout: 5_000 });
+  if (res.error && (res.error as NodeJS.ErrnoException).code === 'ENOENT') {
+    throw new Error(`${path} not found: ${INSTALL_HINT}`);
+  }
+}
+
+async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
+  const startTimeoutMs = opts.startTimeoutMs ?? 15_000;
+  const port = await freePort();
+  const url = `ldap://127.0.0.1:${port}`;
+  const configPath = join(dir, 'slapd.conf');
+  const logPath = join(dir, 'slapd.log');
+  await mkdir(join(dir, 'data'));
+  await writeFile(configPath, slapdConfig(dir));
+
+  const seeded = spawnSync(SLAPADD, ['-f', configPath, '-l', opts.ldifPath ?? join(FIXTURES, 'directory.ldif')], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  if (seeded.status !== 0) {
+    throw new Error(`slapadd failed (${seeded.status ?? seeded.signal}): ${seeded.stderr}${seeded.stdout}`);
+  }
+
+  const logStream: WriteStream = createWriteStream(logPath, { flags: 'a' });
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const launch = async (): Promise<void> => {
+    // -d stats: stay in the foreground and log connections and operations to stderr.
+    const proc = spawn(SLAPD, ['-d', 'stats', '-f', configPath, '-h', `${url}/`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let tail = '';
+    proc.stderr?.on('data', (d: Buffer) => {
+      logStream.write(d);
+      tail = (tail + d.toString('utf8')).slice(-4000);
+    });
+    exited = new Promise((done) => proc.once('exit', () => done()));
+    child = proc;
+    let dead: string | undefined;
+    proc.once('error', (err) => {
+      dead = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${SLAPD} not found: ${INSTALL_HINT}` : err.message;
+    });
+    void exited.then(() => {
+      dead ??= `slapd exited during start-up: ${tail}`;
+    });
+    try {
+      await waitFor(
+        `slapd to accept connections on ${url}`,
+        async () => {
+          if (dead !== undefined) throw new Error(dead);
+          return (await tcpAccepts(port)) ? true : undefined;
+        },
+        startTimeoutMs,
+        25,
+      );
+    } catch (err) {
+      proc.kill('SIGKILL');
+      throw err;
+    }
+  };
+
+  const halt = async (): Promise<void> => {
+    const proc = child;
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGCONT');
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const log = (): Promise<string> => readFile(logPath, 'utf8').catch(() => '');
+
+  await launch();
+
+  return {
+    url,
+    port,
+    suffix: 'dc=corp,dc=example',
+    peopleDN: 'ou=people,dc=corp,dc=example',
+    bindDN: 'cn=bridge,ou=services,dc=corp,dc=example',
+    bindPassword: 'bridge-secret',
+    dir,
+    running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
+    halt,
+    resume: launch,
+    stop: async () => {
+      await halt();
+      await new Promise<void>((done) => logStream.end(done));
+      await rm(dir, { recursive: true, force: true });
+    },
+    log,
+    bindCount: async (dn: string) => countBinds(await log(), dn),
+  };
+}
+
+/**
+ * Successful simple binds as `dn`: slapd's stats log writes `conn=N op=M BIND dn="…" method=128`
+ * for the request and `conn=N op=M RESULT tag=97 err=0` for its answer.
+ */
+export function countBinds(log: string, dn: string): number {
+  const pending = new Set<string>();
+  let count = 0;
+  const want = dn.toLowerCase();
+  for (const line of log.split('\n')) {
+    const bind = /(conn=\d+ op=\d+) BIND dn="([^"]*)" method=128/.exec(line);
+    if (bind && bind[2]!.toLowerCase() === want) pending.add(bind[1]!);
+    const result = /(conn=\d+ op=\d+) RESULT tag=97 err=0\b/.exec(line);
+    if (result && pending.delete(result[1]!)) count++;
+  }
+  return count;
+}
+
+function slapdConfig(dir: string): string {
+  return `# written by test/support/slapd.ts
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include ${join(FIXTURES, 'ad-lite.schema')}
+pidfile ${join(dir, 'slapd.pid')}
+argsfile ${join(dir, 'slapd.args')}
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+maxsize 16777216
+suffix "dc=corp,dc=example"
+rootdn "cn=admin,dc=corp,dc=example"
+rootpw admin-secret
+directory ${join(dir, 'data')}
+index objectClass eq
+index mail,msRTCSIP-PrimaryUserAddress,proxyAddresses eq
+index telephoneNumber,mobile eq,sub
+index ipPhone sub
+# Like AD: anonymous users may only bind; the bridge's service account reads the directory.
+access to attrs=userPassword by anonymous auth by * none
+access to * by users read by * none
+`;
+}
