@@ -1,0 +1,141 @@
+/**
+ * ENUM identity source (RFC 6116): a number's NAPTR records under the configured suffix, the
+ * E2U+sip rule giving the SIP address, the E2U+xmpp rule the JID. ENUM maps numbers to URIs
+ * only: there is no reverse tree, so `bySipAddress` always answers "not known here".
+ */
+import { promises as dns } from 'node:dns';
+import { BridgeError } from '../../core/errors.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { Identity, IdentitySource, LookupOptions } from '../identity-source.js';
+import {
+  DEFAULT_ENUM_SUFFIX,
+  chooseEnumRules,
+  enumDomain,
+  enumServices,
+  normalizeEnumSuffix,
+  sipAddressOfRecord,
+  xmppBareJid,
+  type NaptrRecord,
+} from '../enum-rewrite.js';
+
+export interface EnumSourceConfig {
+  /** Domain the number's reversed digits go under: `e164.arpa` or a private tree. */
+  readonly suffix?: string;
+  /** DNS servers on loopback or the network; the system resolver when absent. */
+  readonly servers?: readonly { readonly host: string; readonly port: number }[];
+  /** Enumservices to accept, e.g. `E2U+sip`; matched case-insensitively (RFC 6116 §3.6). */
+  readonly services?: readonly string[];
+  /** How long one NAPTR query may take before the source counts as down. */
+  readonly timeoutMs?: number;
+}
+
+export const DEFAULT_ENUM_SERVICES: readonly string[] = ['E2U+sip', 'E2U+xmpp'];
+const DEFAULT_TIMEOUT_MS = 2000;
+
+/** c-ares error codes that mean "this name has no NAPTR records", not "the DNS is down". */
+const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA']);
+
+export class EnumSource implements IdentitySource {
+  readonly name = 'enum';
+  private readonly suffix: string;
+  private readonly servers: readonly string[] | undefined;
+  private readonly services: readonly string[];
+  private readonly timeoutMs: number;
+  private readonly logger: Logger;
+
+  /** @throws BridgeError `ENUM_BAD_SUFFIX` / `ENUM_BAD_CONFIG` for a configuration it cannot use. */
+  constructor(config: EnumSourceConfig, logger: Logger) {
+    this.suffix = normalizeEnumSuffix(config.suffix ?? DEFAULT_ENUM_SUFFIX);
+    this.services = config.services ?? DEFAULT_ENUM_SERVICES;
+    const unusable = this.services.filter((s) => enumServices(s) === undefined);
+    if (unusable.length > 0 || this.services.length === 0) {
+      throw configError(`enum services must be E2U service fields such as E2U+sip, got ${JSON.stringify(this.services)}`);
+    }
+    this.timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs <= 0) {
+      throw configError(`enum timeoutMs must be a positive integer, got ${String(config.timeoutMs)}`);
+    }
+    // c-ares takes "host:port" for IPv4 and "[host]:port" for IPv6.
+    this.servers = config.servers?.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`));
+    this.logger = logger;
+  }
+
+  async byNumber(e164: string, options: LookupOptions = {}): Promise<Identity | undefined> {
+    const domain = enumDomain(e164, this.suffix);
+    const records = await this.naptr(domain, options.signal);
+    if (records === undefined) return undefined;
+    // RFC 6116 §3.1: the AUS is the number with its '+' kept; the rules apply to it.
+    const { chosen, skipped } = chooseEnumRules(records, e164, this.services);
+    for (const s of skipped) {
+      this.logger.debug({ domain, naptr: s.record, reason: s.reason }, 'enum: NAPTR record not used');
+    }
+    let sip: string | undefined;
+    let xmpp: string | undefined;
+    for (const choice of chosen) {
+      if (choice.kind === 'sip') sip = sipAddressOfRecord(choice.uri);
+      else xmpp = xmppBareJid(choice.uri);
+      if ((choice.kind === 'sip' ? sip : xmpp) === undefined) {
+        this.logger.debug({ domain, uri: choice.uri }, 'enum: URI names no user@domain; not used');
+      }
+    }
+    if (sip === undefined && xmpp === undefined) return undefined;
+    return { e164, ...(sip === undefined ? {} : { sip }), ...(xmpp === undefined ? {} : { xmpp }) };
+  }
+
+  /** ENUM has no reverse mapping (RFC 6116 maps numbers to URIs only): never known here. */
+  bySipAddress(_sip: string, _options?: LookupOptions): Promise<Identity | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  /**
+   * The NAPTR RRSet of `domain`, undefined when the name or its NAPTR records do not exist.
+   * One resolver per query, because `Resolver.cancel()` cancels every query of its resolver and
+   * an abort must end only this one.
+   */
+  private async naptr(domain: string, signal: AbortSignal | undefined): Promise<NaptrRecord[] | undefined> {
+    if (signal?.aborted) throw aborted(domain, signal.reason);
+    const resolver = new dns.Resolver({ timeout: this.timeoutMs, tries: 1 });
+    if (this.servers !== undefined) resolver.setServers([...this.servers]);
+    let reason: 'aborted' | 'deadline' | undefined;
+    const onAbort = (): void => {
+      reason ??= 'aborted';
+      resolver.cancel();
+    };
+    // c-ares retries on other servers and doubles its timeout; this timer is the hard deadline.
+    const deadline = setTimeout(() => {
+      reason ??= 'deadline';
+      resolver.cancel();
+    }, this.timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await resolver.resolveNaptr(domain);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (reason === 'aborted') throw aborted(domain, signal?.reason);
+      if (NOT_FOUND.has(code)) return undefined;
+      const why = reason === 'deadline' ? `no answer within ${this.timeoutMs} ms` : `${code || 'error'}`;
+      throw new BridgeError('ENUM_DNS_FAILED', `ENUM NAPTR query for ${domain} failed: ${why}`, {
+        condition: 'remote-server-timeout',
+        sipStatus: 504,
+        retryable: true,
+        cause: err,
+      });
+    } finally {
+      clearTimeout(deadline);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+function configError(message: string): BridgeError {
+  return new BridgeError('ENUM_BAD_CONFIG', message, { condition: 'internal-server-error' });
+}
+
+function aborted(domain: string, cause: unknown): BridgeError {
+  return new BridgeError('ENUM_ABORTED', `ENUM NAPTR query for ${domain} abandoned: the lookup deadline passed`, {
+    condition: 'remote-server-timeout',
+    sipStatus: 504,
+    retryable: true,
+    cause,
+  });
+}
