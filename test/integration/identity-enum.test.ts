@@ -15,12 +15,16 @@ const BOB = '+442079460148';
 const BOB_PRIVATE_DOMAIN = '8.4.1.0.6.4.9.7.0.2.4.4.enum.corp.example';
 const CAROL = '+4930123456';
 const CAROL_DOMAIN = '6.5.4.3.2.1.0.3.9.4.e164.arpa';
+const DAVE = '+33123456789';
+const DAVE_DOMAIN = '9.8.7.6.5.4.3.2.1.3.3.e164.arpa';
 
 let dns: Dnsmasq;
 
 beforeAll(async () => {
   dns = await startDnsmasq({
     zones: ['e164.arpa', 'enum.corp.example'],
+    // Dave's name exists but holds no NAPTR records.
+    txt: { [DAVE_DOMAIN]: 'no-enum-here' },
     naptr: [
       // Alice: SIP built from the number with a backref, XMPP static; plus records to skip.
       { name: ALICE_DOMAIN, order: 100, preference: 10, flags: 'u', service: 'E2U+sip', regexp: '!^\\+1(.*)$!sip:\\1@corp.example;user=phone!' },
@@ -71,6 +75,16 @@ describe('EnumSource against dnsmasq', () => {
 
   it('given no records for a number, when it is looked up, then the answer is undefined (NXDOMAIN)', async () => {
     expect(await source().byNumber('+15550000000')).toBeUndefined();
+  });
+
+  it('given a name without NAPTR records, when it is looked up, then the answer is undefined (NODATA)', async () => {
+    expect(await source().byNumber(DAVE)).toBeUndefined();
+  });
+
+  it('given a suffix the server refuses, when a number is looked up, then the source reports itself down', async () => {
+    const err = await rejection(source({ suffix: 'not-served.example' }).byNumber(ALICE));
+    expect(err.code).toBe('ENUM_DNS_FAILED');
+    expect(err.message).toMatch(/EREFUSED/);
   });
 
   it('given only unwanted services for a number, when it is looked up, then the answer is undefined', async () => {

@@ -23,6 +23,8 @@ export interface DnsmasqNaptr {
 
 export interface DnsmasqOptions {
   readonly naptr: readonly DnsmasqNaptr[];
+  /** TXT records (name → text): a name that exists without NAPTR records answers NODATA. */
+  readonly txt?: Readonly<Record<string, string>>;
   /** Domains answered from the records only (unknown names → NXDOMAIN). Default `e164.arpa`. */
   readonly zones?: readonly string[];
   readonly startTimeoutMs?: number;
@@ -80,6 +82,7 @@ export async function startDnsmasq(opts: DnsmasqOptions): Promise<Dnsmasq> {
       (r) =>
         `--naptr-record=${[r.name, r.order, r.preference, r.flags, r.service, r.regexp, ...(r.replacement ? [r.replacement] : [])].join(',')}`,
     ),
+    ...Object.entries(opts.txt ?? {}).map(([name, text]) => `--txt-record=${name},${text}`),
   ];
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
 
