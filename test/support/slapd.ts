@@ -23,6 +23,8 @@ export interface SlapdOptions {
   /** LDIF seeded before start; defaults to test/fixtures/ldap/directory.ldif. */
   ldifPath?: string;
   startTimeoutMs?: number;
+  /** Log no connections and operations (`-d none`), for benchmarks; bindCount() then stays 0. */
+  quiet?: boolean;
 }
 
 export interface Slapd {
@@ -40,12 +42,16 @@ export interface Slapd {
   halt(): Promise<void>;
   /** Starts a halted server again on the same port and data. */
   resume(): Promise<void>;
+  /** SIGSTOP: connections are accepted by the kernel but nothing answers. */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
   /** Stops the server and removes its temp dir. */
   stop(): Promise<void>;
   /** The server's log so far (all runs). */
   log(): Promise<string>;
-  /** How many successful simple binds as `dn` the log shows (all runs). */
-  bindCount(dn: string): Promise<number>;
+  /** How many successful simple binds as `dn` the log has shown so far (all runs). */
+  bindCount(dn: string): number;
 }
 
 export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
@@ -87,15 +93,17 @@ async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
   const logStream: WriteStream = createWriteStream(logPath, { flags: 'a' });
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  const binds = new BindCounter();
 
   const launch = async (): Promise<void> => {
     // -d stats: stay in the foreground and log connections and operations to stderr.
-    const proc = spawn(SLAPD, ['-d', 'stats', '-f', configPath, '-h', `${url}/`], {
+    const proc = spawn(SLAPD, ['-d', opts.quiet ? 'none' : 'stats', '-f', configPath, '-h', `${url}/`], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let tail = '';
     proc.stderr?.on('data', (d: Buffer) => {
       logStream.write(d);
+      binds.feed(d.toString('utf8'));
       tail = (tail + d.toString('utf8')).slice(-4000);
     });
     exited = new Promise((done) => proc.once('exit', () => done()));
@@ -148,31 +156,45 @@ async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
     running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
     halt,
     resume: launch,
+    freeze: () => child?.kill('SIGSTOP'),
+    thaw: () => child?.kill('SIGCONT'),
     stop: async () => {
       await halt();
       await new Promise<void>((done) => logStream.end(done));
       await rm(dir, { recursive: true, force: true });
     },
     log,
-    bindCount: async (dn: string) => countBinds(await log(), dn),
+    bindCount: (dn: string) => binds.count(dn),
   };
 }
 
 /**
- * Successful simple binds as `dn`: slapd's stats log writes `conn=N op=M BIND dn="…" method=128`
- * for the request and `conn=N op=M RESULT tag=97 err=0` for its answer.
+ * Successful simple binds per DN, read from slapd's stats log as it arrives: the request is
+ * `conn=N op=M BIND dn="…" method=128`, its answer `conn=N op=M RESULT tag=97 err=0`.
  */
-export function countBinds(log: string, dn: string): number {
-  const pending = new Set<string>();
-  let count = 0;
-  const want = dn.toLowerCase();
-  for (const line of log.split('\n')) {
-    const bind = /(conn=\d+ op=\d+) BIND dn="([^"]*)" method=128/.exec(line);
-    if (bind && bind[2]!.toLowerCase() === want) pending.add(bind[1]!);
-    const result = /(conn=\d+ op=\d+) RESULT tag=97 err=0\b/.exec(line);
-    if (result && pending.delete(result[1]!)) count++;
+class BindCounter {
+  private partial = '';
+  private readonly pending = new Map<string, string>();
+  private readonly counts = new Map<string, number>();
+
+  feed(text: string): void {
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const bind = /(conn=\d+ op=\d+) BIND dn="([^"]*)" method=128/.exec(line);
+      if (bind) this.pending.set(bind[1]!, bind[2]!.toLowerCase());
+      const result = /(conn=\d+ op=\d+) RESULT tag=97 err=(\d+)/.exec(line);
+      const dn = result ? this.pending.get(result[1]!) : undefined;
+      if (result && dn !== undefined) {
+        this.pending.delete(result[1]!);
+        if (result[2] === '0') this.counts.set(dn, (this.counts.get(dn) ?? 0) + 1);
+      }
+    }
   }
-  return count;
+
+  count(dn: string): number {
+    return this.counts.get(dn.toLowerCase()) ?? 0;
+  }
 }
 
 function slapdConfig(dir: string): string {
