@@ -186,13 +186,15 @@ export function applySubstitution(field: string, aus: string): string | undefine
 }
 
 /**
- * The enumservices of a Services field (RFC 6116 §3.4.3: `E2U` then `+type[:subtype]`…),
- * lower-cased; undefined when the field is not an E2U service field.
+ * The enumservices of a Services field (RFC 6116 §3.4.3: `E2U` then `+type[:subtype]`…, or the
+ * obsolete `type+E2U`), lower-cased; undefined when the field is not an E2U service field.
  */
 export function enumServices(field: string): string[] | undefined {
   const m = /^e2u((?:\+[a-z0-9-]{1,32}(?::[a-z0-9-]{1,32})*)+)$/i.exec(field);
-  if (m === null) return undefined;
-  return (m[1] as string).slice(1).toLowerCase().split('+');
+  if (m !== null) return (m[1] as string).slice(1).toLowerCase().split('+');
+  // RFC 6116 §5.2: clients SHOULD still read the obsolete RFC 2916 spelling, e.g. "sip+E2U".
+  const old = /^([a-z0-9-]{1,32})\+e2u$/i.exec(field);
+  return old === null ? undefined : [(old[1] as string).toLowerCase()];
 }
 
 const ABSOLUTE_URI = /^[a-z][a-z0-9+.-]*:[^\s#]+$/i;

@@ -63,6 +63,11 @@ describe('EnumSource against dnsmasq', () => {
     expect(identity).toEqual({ e164: ALICE, sip: 'sip:5551234567@corp.example', xmpp: 'alice@chat.corp.example' });
   });
 
+  it('given the server as the config schema spells it (one `server`), when Alice is looked up, then she is found', async () => {
+    const enumSource = new EnumSource({ server: { host: dns.host, port: dns.port }, timeoutMs: 1500 }, silentLogger());
+    expect(await enumSource.byNumber(ALICE)).toMatchObject({ sip: 'sip:5551234567@corp.example' });
+  });
+
   it('given only E2U+xmpp is configured, when Alice is looked up, then only the JID is found', async () => {
     const identity = await source({ services: ['E2U+xmpp'] }).byNumber(ALICE);
     expect(identity).toEqual({ e164: ALICE, xmpp: 'alice@chat.corp.example' });

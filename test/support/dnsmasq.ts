@@ -78,10 +78,10 @@ export async function startDnsmasq(opts: DnsmasqOptions): Promise<Dnsmasq> {
     ...(isRoot ? ['--user=root'] : []),
     ...(opts.zones ?? ['e164.arpa']).map((z) => `--local=/${z}/`),
     // Passed as argv, so backslashes reach dnsmasq as written (no shell, no config-file unquoting).
-    ...opts.naptr.map(
-      (r) =>
-        `--naptr-record=${[r.name, r.order, r.preference, r.flags, r.service, r.regexp, ...(r.replacement ? [r.replacement] : [])].join(',')}`,
-    ),
+    ...opts.naptr.map((r) => {
+      const fields = [r.name, r.order, r.preference, r.flags, r.service, r.regexp];
+      return `--naptr-record=${[...fields, ...(r.replacement ? [r.replacement] : [])].join(',')}`;
+    }),
     ...Object.entries(opts.txt ?? {}).map(([name, text]) => `--txt-record=${name},${text}`),
   ];
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;

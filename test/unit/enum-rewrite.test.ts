@@ -122,7 +122,8 @@ describe('enumServices (RFC 6116 §3.4.3)', () => {
     ['E2U+voice:tel+sms:tel', ['voice:tel', 'sms:tel']],
     ['E2U+xmpp', ['xmpp']],
     ['E2U', undefined],
-    ['sip+E2U', undefined],
+    ['sip+E2U', ['sip']],
+    ['sip+voice+E2U', undefined],
     ['SIP+D2U', undefined],
     ['', undefined],
   ])('given the services field "%s", then the enumservices are %j', (field, expected) => {

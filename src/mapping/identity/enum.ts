@@ -21,12 +21,19 @@ import {
 export interface EnumSourceConfig {
   /** Domain the number's reversed digits go under: `e164.arpa` or a private tree. */
   readonly suffix?: string;
-  /** DNS servers on loopback or the network; the system resolver when absent. */
-  readonly servers?: readonly { readonly host: string; readonly port: number }[];
+  /** DNS servers on loopback or the network; the system resolver when neither this nor `server` is set. */
+  readonly servers?: readonly DnsServer[];
+  /** One DNS server, as `src/config/schema.ts` spells it; asked before any of `servers`. */
+  readonly server?: DnsServer;
   /** Enumservices to accept, e.g. `E2U+sip`; matched case-insensitively (RFC 6116 §3.6). */
   readonly services?: readonly string[];
   /** How long one NAPTR query may take before the source counts as down. */
   readonly timeoutMs?: number;
+}
+
+export interface DnsServer {
+  readonly host: string;
+  readonly port: number;
 }
 
 export const DEFAULT_ENUM_SERVICES: readonly string[] = ['E2U+sip', 'E2U+xmpp'];
@@ -55,8 +62,8 @@ export class EnumSource implements IdentitySource {
     if (!Number.isInteger(this.timeoutMs) || this.timeoutMs <= 0) {
       throw configError(`enum timeoutMs must be a positive integer, got ${String(config.timeoutMs)}`);
     }
-    // c-ares takes "host:port" for IPv4 and "[host]:port" for IPv6.
-    this.servers = config.servers?.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`));
+    const servers = [...(config.server ? [config.server] : []), ...(config.servers ?? [])];
+    this.servers = servers.length === 0 ? undefined : servers.map(cAresServer);
     this.logger = logger;
   }
 
@@ -125,6 +132,11 @@ export class EnumSource implements IdentitySource {
       signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+// c-ares takes "host:port" for IPv4 and "[host]:port" for IPv6; any port works, not only 53.
+function cAresServer({ host, port }: DnsServer): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function configError(message: string): BridgeError {
