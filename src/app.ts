@@ -1,30 +1,68 @@
 /**
- * Composition root: builds the bridge from a validated config with the real adapters.
+ * Composition root: builds the bridge from a validated config with the real adapters and the
+ * identity chain (issue 3).
  */
 import { SipAdapter } from './adapters/sip/adapter.js';
 import { XmppAdapter } from './adapters/xmpp/adapter.js';
 import type { BridgeConfig } from './config/schema.js';
-import { Bridge } from './core/bridge.js';
+import { Bridge, type BridgeOptions } from './core/bridge.js';
 import { MemoryQueue } from './core/queue/memory.js';
 import { Router } from './core/router.js';
 import { AddressTranslator } from './mapping/address.js';
+import { buildIdentityChain, reloadIdentities, type IdentitySetup } from './mapping/identity/index.js';
 import type { Logger } from './telemetry/logger.js';
 
-export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Bridge {
+/** The bridge with its identity sources: they start before the adapters and stop after them. */
+export class BridgeWithIdentities extends Bridge {
+  constructor(
+    options: BridgeOptions,
+    private readonly identities: IdentitySetup,
+  ) {
+    super(options);
+  }
+
+  get identityChain(): IdentitySetup['chain'] {
+    return this.identities.chain;
+  }
+
+  override async start(): Promise<void> {
+    await this.identities.chain.start();
+    // A failing super.start() calls this.stop(), which stops the chain too.
+    await super.start();
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    await this.identities.chain.stop();
+  }
+
+  /** SIGHUP: re-reads static identity files; a bad file keeps the old table (logged). */
+  reloadIdentities(): Promise<void> {
+    return reloadIdentities(this.identities);
+  }
+}
+
+export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): BridgeWithIdentities {
   const queue = new MemoryQueue(config.queue);
-  const translator = new AddressTranslator({
-    componentDomain: config.xmpp.component,
-    xmppDomains: config.mapping.xmppDomains,
-    identities: config.mapping.identities,
-  });
-  const router = new Router({ translator, queue, logger: logger.child({ component: 'router' }) });
-  return new Bridge({
+  const translator = new AddressTranslator({ componentDomain: config.xmpp.component, xmppDomains: config.mapping.xmppDomains });
+  const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }));
+  const router = new Router({
+    translator,
+    identities: identities.chain,
+    ...(config.mapping.defaultRegion === undefined ? {} : { defaultRegion: config.mapping.defaultRegion }),
     queue,
-    router,
-    logger: logger.child({ component: 'bridge' }),
-    createAdapter: (side, hooks) =>
-      side === 'sip'
-        ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }))
-        : new XmppAdapter(config.xmpp, hooks, logger.child({ component: 'xmpp' })),
+    logger: logger.child({ component: 'router' }),
   });
+  return new BridgeWithIdentities(
+    {
+      queue,
+      router,
+      logger: logger.child({ component: 'bridge' }),
+      createAdapter: (side, hooks) =>
+        side === 'sip'
+          ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }))
+          : new XmppAdapter(config.xmpp, hooks, logger.child({ component: 'xmpp' })),
+    },
+    identities,
+  );
 }

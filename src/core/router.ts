@@ -3,8 +3,12 @@
  * the other side. Failures are already addressed in their receiver's terms and go straight back.
  */
 import type { AddressTranslator } from '../mapping/address.js';
+import { normalizeE164 } from '../mapping/e164.js';
+import type { IdentitySource } from '../mapping/identity-source.js';
+import { parseSipAor } from '../mapping/identity.js';
 import type { Logger } from '../telemetry/logger.js';
 import { DedupeWindow } from './dedupe.js';
+import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
 import type { Queue } from './queue/queue.js';
 
@@ -13,6 +17,13 @@ export const QUEUE_FOR: Readonly<Record<Side, string>> = { sip: 'to-sip', xmpp: 
 
 export interface RouterOptions {
   translator: AddressTranslator;
+  /**
+   * Resolves numbers XMPP users write to (`+15551234567@<component>`): the identity chain.
+   * Without it the translator's own table (`identities`) is used.
+   */
+  identities?: IdentitySource;
+  /** Region for numbers written without a country code (config `mapping.defaultRegion`). */
+  defaultRegion?: string;
   queue: Queue;
   logger: Logger;
   now?: () => number;
@@ -44,7 +55,7 @@ export class Router {
       this.options.logger.info({ event: event.id, dedupeKey: event.dedupeKey }, 'repeated message absorbed');
       return;
     }
-    const routed = { ...event, ...this.translate(event), source: { from: event.from, to: event.to } };
+    const routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to } };
     await this.enqueue(routed);
     this.seen.add(event.dedupeKey, now);
     this.options.logger.info(
@@ -53,11 +64,28 @@ export class Router {
     );
   }
 
-  private translate(event: CanonicalEvent): { from: Address; to: Address } {
+  private async translate(event: CanonicalEvent): Promise<{ from: Address; to: Address }> {
     const t = this.options.translator;
-    return event.origin === 'xmpp'
-      ? { from: t.xmppSenderToSip(event.from), to: t.xmppRecipientToSip(event.to) }
-      : { from: t.sipSenderToXmpp(event.from), to: t.sipRecipientToXmpp(event.to) };
+    if (event.origin !== 'xmpp') return { from: t.sipSenderToXmpp(event.from), to: t.sipRecipientToXmpp(event.to) };
+    const from = t.xmppSenderToSip(event.from);
+    if (this.options.identities === undefined) return { from, to: t.xmppRecipientToSip(event.to) };
+    const recipient = t.xmppRecipient(event.to);
+    return { from, to: recipient.kind === 'sip' ? recipient.address : await this.resolveNumber(recipient.number, this.options.identities) };
+  }
+
+  /** The SIP address of the person a number belongs to, by the identity chain. */
+  private async resolveNumber(number: string, identities: IdentitySource): Promise<Address> {
+    const { e164 } = normalizeE164(number, { defaultRegion: this.options.defaultRegion });
+    const identity = await identities.byNumber(e164);
+    if (identity?.sip === undefined) {
+      throw new BridgeError('ADDRESS_UNMAPPED', `no SIP address is known for ${e164}`, { condition: 'item-not-found' });
+    }
+    const address = parseSipAor(identity.sip);
+    if (address === undefined) {
+      this.options.logger.warn({ e164, sip: identity.sip }, 'identity source gave a SIP address that is not sip:user@host');
+      throw new BridgeError('ADDRESS_UNMAPPED', `the SIP address known for ${e164} is not usable`, { condition: 'item-not-found' });
+    }
+    return address;
   }
 
   private async enqueue(event: CanonicalEvent): Promise<void> {

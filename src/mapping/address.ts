@@ -27,8 +27,15 @@ export interface TranslatorOptions {
   componentDomain: string;
   /** Domains of the XMPP users that SIP users may write to. */
   xmppDomains: readonly string[];
-  identities: readonly IdentityEntry[];
+  /** Numbers xmppRecipientToSip resolves itself; the router resolves through the identity chain instead. */
+  identities?: readonly IdentityEntry[];
 }
+
+/**
+ * Whom an XMPP user writes to on the component domain: a SIP address spelled in the localpart,
+ * or a telephone number that an identity source must resolve (the router does, asynchronously).
+ */
+export type XmppRecipient = { readonly kind: 'sip'; readonly address: Address } | { readonly kind: 'number'; readonly number: string };
 
 export class AddressTranslator {
   private readonly componentDomain: string;
@@ -39,7 +46,7 @@ export class AddressTranslator {
   constructor(opts: TranslatorOptions) {
     this.componentDomain = configuredDomain(opts.componentDomain, 'xmpp.component');
     this.xmppDomains = new Set(opts.xmppDomains.map((d, i) => configuredDomain(d, `mapping.xmppDomains[${i}]`)));
-    this.identities = new StaticIdentityTable(opts.identities);
+    this.identities = new StaticIdentityTable(opts.identities ?? []);
   }
 
   /**
@@ -48,6 +55,16 @@ export class AddressTranslator {
    * (RFC 7247 §6.5 step 8 makes the GRUU mapping optional).
    */
   xmppRecipientToSip(to: Address): Address {
+    const recipient = this.xmppRecipient(to);
+    return recipient.kind === 'sip' ? recipient.address : this.numberToSip(recipient.number);
+  }
+
+  /**
+   * What `to` on the component domain names, without resolving numbers: an escaped SIP
+   * address (`alice\40corp.example`) or a number (any localpart without an escaped `@`, e.g.
+   * `+15551234567`), which the caller normalises and resolves.
+   */
+  xmppRecipient(to: Address): XmppRecipient {
     expectSide(to, 'xmpp');
     if (to.domain.toLowerCase() !== this.componentDomain) {
       throw new BridgeError('DOMAIN_NOT_SERVED', `${to.domain} is not the bridge's domain ${this.componentDomain}`, {
@@ -61,14 +78,14 @@ export class AddressTranslator {
     }
     const sipAddress = this.unescapeCanonical(to.user);
     const at = sipAddress.lastIndexOf('@');
-    if (at === -1) return this.numberToSip(to.user);
+    if (at === -1) return { kind: 'number', number: sipAddress };
     // A SIP user part may hold an escaped "@" (%40) but a host never does: split at the last.
     const user = sipAddress.slice(0, at);
     const domain = normalizeHost(sipAddress.slice(at + 1));
     if (user === '' || domain === undefined) {
       throw jidMalformed(`"${to.user}" is not an escaped SIP address such as alice\\40corp.example`);
     }
-    return { side: 'sip', user, domain };
+    return { kind: 'sip', address: { side: 'sip', user, domain } };
   }
 
   /**

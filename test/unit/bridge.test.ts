@@ -11,6 +11,9 @@ import { messageEvent, type CanonicalEvent, type Side } from '../../src/core/eve
 import { MemoryQueue } from '../../src/core/queue/memory.js';
 import { Router } from '../../src/core/router.js';
 import { AddressTranslator } from '../../src/mapping/address.js';
+import type { IdentitySource } from '../../src/mapping/identity-source.js';
+import { IdentityChain } from '../../src/mapping/identity/chain.js';
+import { StaticSource } from '../../src/mapping/identity/static.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { waitFor } from '../support/ports.js';
 
@@ -32,7 +35,7 @@ class RecordingAdapter implements Adapter {
 
 const COMPONENT = 'sip.xmpp.test';
 
-function build() {
+function build(routing: { identities?: IdentitySource; defaultRegion?: string } = {}) {
   const logger = silentLogger();
   const queue = new MemoryQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
   const translator = new AddressTranslator({
@@ -40,7 +43,7 @@ function build() {
     xmppDomains: ['xmpp.test'],
     identities: [{ e164: '+15551234567', sip: 'sip:alice@corp.example' }],
   });
-  const router = new Router({ translator, queue, logger });
+  const router = new Router({ translator, queue, logger, ...routing });
   const adapters = {} as Record<Side, RecordingAdapter>;
   const bridge = new Bridge({
     queue,
@@ -190,5 +193,56 @@ describe('bridge', () => {
 
     await waitFor('all fifty', () => adapters.sip.sent.length === 50 || undefined);
     expect(adapters.sip.sent.map((e) => (e.kind === 'message' ? e.body : ''))).toEqual(Array.from({ length: 50 }, (_, i) => `n${i}`));
+  });
+});
+
+describe('bridge with the identity chain', () => {
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await stop?.();
+    stop = undefined;
+  });
+
+  /** A directory that is down, then a table that knows Carol under a national spelling of her number. */
+  async function started() {
+    const down: IdentitySource = { name: 'ldap', byNumber: () => Promise.reject(new Error('connection refused')), bySipAddress: () => Promise.resolve(undefined) };
+    const table = new StaticSource({ name: 'static', rows: [{ e164: '(555) 987-6543', sip: 'sip:carol@corp.example' }], defaultRegion: 'US', logger: silentLogger() });
+    const chain = new IdentityChain({ sources: [down, table], logger: silentLogger(), sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+    const built = build({ identities: chain, defaultRegion: 'US' });
+    await built.bridge.start();
+    stop = () => built.bridge.stop();
+    return { ...built, chain };
+  }
+
+  it('delivers a message for a number only the second source knows, past the one that is down', async () => {
+    const { adapters, chain } = await started();
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15559876543', 'Hi Carol'));
+    const [delivered] = await waitFor('SIP delivery', () => (adapters.sip.sent.length ? adapters.sip.sent : undefined));
+    expect(delivered).toMatchObject({ body: 'Hi Carol', to: { side: 'sip', user: 'carol', domain: 'corp.example' } });
+    expect(chain.health()[0]).toMatchObject({ source: 'ldap', ok: false });
+  });
+
+  it('normalises a national spelling in the localpart with the default region', async () => {
+    const { adapters } = await started();
+    await adapters.xmpp.hooks.onEvent(fromJuliet('5559876543', 'national'));
+    const [delivered] = await waitFor('SIP delivery', () => (adapters.sip.sent.length ? adapters.sip.sent : undefined));
+    expect(delivered).toMatchObject({ to: { user: 'carol', domain: 'corp.example' } });
+  });
+
+  it('refuses a number nobody knows with item-not-found', async () => {
+    const { adapters } = await started();
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15550000000'))).rejects.toMatchObject({ code: 'ADDRESS_UNMAPPED', condition: 'item-not-found' });
+  });
+
+  it('refuses a localpart that is no number with jid-malformed, saying why', async () => {
+    const { adapters } = await started();
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+1555'))).rejects.toMatchObject({ code: 'NUMBER_INVALID', condition: 'jid-malformed' });
+  });
+
+  it('still reaches an escaped SIP address without asking the sources', async () => {
+    const { adapters } = await started();
+    await adapters.xmpp.hooks.onEvent(fromJuliet('dave\\40corp.example', 'direct'));
+    const [delivered] = await waitFor('SIP delivery', () => (adapters.sip.sent.length ? adapters.sip.sent : undefined));
+    expect(delivered).toMatchObject({ to: { user: 'dave', domain: 'corp.example' } });
   });
 });

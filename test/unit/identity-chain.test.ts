@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { BridgeError } from '../../src/core/errors.js';
 import type { Identity, IdentitySource, LookupOptions } from '../../src/mapping/identity-source.js';
 import { IdentityChain, type IdentityCacheOptions } from '../../src/mapping/identity/chain.js';
 import { createLogger, silentLogger, type Logger } from '../../src/telemetry/logger.js';
@@ -207,5 +208,17 @@ describe('IdentityChain cache', () => {
     const trace = await chain.lookup({ kind: 'number', e164: alice.e164 as string }, { bypassCache: true });
     expect(trace.fromCache).toBe(false);
     expect(source.asked).toBe(2);
+  });
+});
+
+describe('IdentityChain start', () => {
+  it('refuses to start when a source has a configuration fault', async () => {
+    const bad: IdentitySource = {
+      name: 'static',
+      start: () => Promise.reject(new BridgeError('IDENTITY_INVALID', 'people.csv:3: e164: bad', { condition: 'internal-server-error' })),
+      byNumber: () => Promise.resolve(undefined),
+      bySipAddress: () => Promise.resolve(undefined),
+    };
+    await expect(chainOf([bad]).start()).rejects.toThrow(/people\.csv:3/);
   });
 });

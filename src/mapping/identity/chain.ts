@@ -8,6 +8,7 @@
  * is cached only when every source answered: a miss caused by a source being down is not an
  * answer, and caching it would hide the person once the source is back.
  */
+import { BridgeError } from '../../core/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Identity, IdentitySource, LookupOptions } from '../identity-source.js';
 
@@ -88,17 +89,27 @@ export class IdentityChain implements IdentitySource {
     return this.options.sources.map((s) => s.name);
   }
 
-  /** Starts every source; one that cannot start is reported unhealthy and skipped until it answers. */
+  /**
+   * Starts every source. One that cannot reach its server is reported unhealthy and skipped
+   * until it answers; one that rejects with a non-retryable BridgeError (a bad table file, a
+   * configuration it cannot use) is a configuration fault and start() rejects with it.
+   */
   async start(): Promise<void> {
+    const faults: BridgeError[] = [];
     await Promise.all(
       this.options.sources.map(async (source) => {
         try {
           await source.start?.();
         } catch (err) {
-          this.failed(source, err, 'identity source did not start; asking the next ones meanwhile');
+          if (err instanceof BridgeError && !err.retryable) faults.push(err);
+          else this.failed(source, err, 'identity source did not start; asking the next ones meanwhile');
         }
       }),
     );
+    if (faults.length > 0) {
+      await this.stop();
+      throw faults[0];
+    }
   }
 
   async stop(): Promise<void> {
