@@ -182,7 +182,7 @@ describe('directory trouble', () => {
   it('gives up when the lookup is aborted while the directory is frozen, and leaves the pool usable', async () => {
     const s = source({ poolSize: 1 });
     await s.byNumber('+15551234567');
-    slapd.freeze();
+    await slapd.freeze();
     const err = await rejection(s.byNumber('+15551234567', { signal: AbortSignal.timeout(300) }));
     expect(err.code).toBe('LDAP_TIMEOUT');
     expect(s.poolStats()).toMatchObject({ inUse: 0, waiting: 0, discarded: 1 });
@@ -193,7 +193,7 @@ describe('directory trouble', () => {
   it('releases a lookup waiting for a connection when its signal aborts', async () => {
     const s = source({ poolSize: 1 });
     await s.byNumber('+15551234567');
-    slapd.freeze();
+    await slapd.freeze();
     const holder = s.byNumber('+15551234567', { signal: AbortSignal.timeout(2_000) });
     const waiter = s.byNumber('+15551234567', { signal: AbortSignal.timeout(200) });
     expect((await rejection(waiter)).code).toBe('LDAP_TIMEOUT');

@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,8 +42,12 @@ export interface Slapd {
   halt(): Promise<void>;
   /** Starts a halted server again on the same port and data. */
   resume(): Promise<void>;
-  /** SIGSTOP: connections are accepted by the kernel but nothing answers. */
-  freeze(): void;
+  /**
+   * SIGSTOP, resolved once every thread shows stopped in /proc: connections are then accepted
+   * by the kernel but nothing answers. (A thread busy on another core stops a moment after
+   * kill() returns, and could still answer one request.)
+   */
+  freeze(): Promise<void>;
   /** SIGCONT after freeze(). */
   thaw(): void;
   /** Stops the server and removes its temp dir. */
@@ -156,7 +160,12 @@ async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
     running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
     halt,
     resume: launch,
-    freeze: () => child?.kill('SIGSTOP'),
+    freeze: async () => {
+      const pid = child?.pid;
+      if (pid === undefined) return;
+      child?.kill('SIGSTOP');
+      await waitFor(`slapd ${pid} to stop`, async () => ((await allThreadsStopped(pid)) ? true : undefined), 5_000, 5);
+    },
     thaw: () => child?.kill('SIGCONT'),
     stop: async () => {
       await halt();
@@ -195,6 +204,17 @@ class BindCounter {
   count(dn: string): number {
     return this.counts.get(dn.toLowerCase()) ?? 0;
   }
+}
+
+async function allThreadsStopped(pid: number): Promise<boolean> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => []);
+  if (tasks.length === 0) return false;
+  for (const task of tasks) {
+    const stat = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => '');
+    // Field 3, after the parenthesised command name: T = stopped by a signal.
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'T') return false;
+  }
+  return true;
 }
 
 function slapdConfig(dir: string): string {

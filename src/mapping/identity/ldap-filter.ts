@@ -3,6 +3,7 @@
  * and reading a person's identities out of a directory entry as Active Directory stores them.
  */
 import { BridgeError } from '../../core/errors.js';
+import { normalizeE164 } from '../e164.js';
 
 /**
  * RFC 4515 §3: in an assertion value `*`, `(`, `)`, `\` and NUL must be written as `\XX`.
@@ -126,12 +127,17 @@ export function jidOf(entry: DirectoryEntry, attributes: readonly string[]): str
 }
 
 /**
- * A directory's telephone value in E.164 `+` form, or undefined. Visual separators (spaces,
- * dashes, dots, brackets, slashes) and a `tel:` prefix go; anything else (national spellings
- * without `+`, extensions, letters) is refused rather than guessed: a number that maps to the
- * wrong person is worse than one that does not map. ITU-T E.164: at most 15 digits.
+ * A directory's telephone value in E.164 `+` form, or undefined: the shared normaliser
+ * (src/mapping/e164.ts) reads the separators AD values carry ("+1 (555) 123-4567"), `tel:`
+ * URIs, and national spellings when a default region is configured. A value with an extension
+ * is a different endpoint (a desk behind a switchboard number), so it never matches the bare
+ * number: a number that maps to the wrong person is worse than one that does not map.
  */
-export function directoryNumberToE164(value: string): string | undefined {
-  const compact = value.trim().replace(/^tel:/i, '').replace(/[\s\-./()]/g, '');
-  return /^\+[1-9]\d{1,14}$/.test(compact) ? compact : undefined;
+export function directoryNumberToE164(value: string, defaultRegion?: string): string | undefined {
+  try {
+    const n = normalizeE164(value, defaultRegion === undefined ? {} : { defaultRegion });
+    return n.extension === undefined ? n.e164 : undefined;
+  } catch {
+    return undefined;
+  }
 }

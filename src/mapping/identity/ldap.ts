@@ -69,6 +69,8 @@ export interface LdapSourceConfig {
   readonly poolSize?: number;
   /** Connect and per-operation timeout; default 2000 ms (the chain's deadline still applies). */
   readonly timeoutMs?: number;
+  /** Region for national spellings in the directory (config `mapping.defaultRegion`), e.g. `US`. */
+  readonly defaultRegion?: string;
 }
 
 export const DEFAULT_NUMBER_FILTER =
@@ -149,7 +151,7 @@ export class LdapSource implements IdentitySource {
   }
 
   async byNumber(e164: string, options: LookupOptions = {}): Promise<Identity | undefined> {
-    const number = directoryNumberToE164(e164);
+    const number = directoryNumberToE164(e164, this.config.defaultRegion);
     if (number === undefined) {
       this.logger.debug({ number: e164 }, 'not an E.164 number; not asking the directory');
       return undefined;
@@ -159,7 +161,7 @@ export class LdapSource implements IdentitySource {
     // The pattern may match other digits in between, and the directory may match by its own
     // rules: keep only the people whose number, normalised, is the one asked for.
     const matches = entries.filter((entry) =>
-      this.numberCheckAttributes.some((attr) => valuesOf(entry, attr).some((v) => directoryNumberToE164(v) === number)),
+      this.numberCheckAttributes.some((attr) => valuesOf(entry, attr).some((v) => directoryNumberToE164(v, this.config.defaultRegion) === number)),
     );
     return this.onePerson(matches, { number }, number);
   }
@@ -187,7 +189,8 @@ export class LdapSource implements IdentitySource {
 
   private identityOf(entry: DirectoryEntry, e164: string | undefined): Identity {
     const number =
-      e164 ?? this.numberAttributes.flatMap((a) => valuesOf(entry, a)).map(directoryNumberToE164).find((n) => n !== undefined);
+      e164 ?? this.numberAttributes.flatMap((a) => valuesOf(entry, a)).map((v) => directoryNumberToE164(v, this.config.defaultRegion))
+        .find((n) => n !== undefined);
     const sip = sipAddressOf(entry, this.sipAttributes);
     const xmpp = jidOf(entry, this.xmppAttributes);
     const canonical = valuesOf(entry, this.canonicalAttribute)[0]?.trim().toLowerCase();
