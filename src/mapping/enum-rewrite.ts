@@ -155,6 +155,8 @@ const POSIX_CLASSES: Record<string, string> = {
 
 /** The ERE as a JavaScript RegExp, or a reason when it does not compile. */
 export function compileEre(expr: SubstitutionExpression): RegExp | string {
+  const unsafe = backtrackingRisk(expr.ere);
+  if (unsafe !== undefined) return unsafe;
   let source = expr.ere;
   for (const [name, range] of Object.entries(POSIX_CLASSES)) source = source.split(`[:${name}:]`).join(range);
   try {
@@ -166,6 +168,61 @@ export function compileEre(expr: SubstitutionExpression): RegExp | string {
   } catch (err) {
     return `regular expression does not compile: ${(err as Error).message}`;
   }
+}
+
+/** Most quantifiers and alternations an ERE may hold; real ENUM patterns use one to four. */
+export const MAX_ERE_CHOICES = 8;
+
+/**
+ * Why an ERE could make the backtracking engine run for seconds, or undefined. The ERE comes
+ * from whoever serves the DNS zone, and `((\d*)*)*x` takes minutes against a 15-digit number,
+ * freezing the bridge: a repeated group may not itself hold a quantifier or an alternation,
+ * and the whole ERE holds at most MAX_ERE_CHOICES of them. RFC 6116 §5.2 asks clients to take
+ * non-trivial patterns "without failure"; a record refused here is skipped, not a failure.
+ */
+export function backtrackingRisk(ere: string): string | undefined {
+  const groups: boolean[] = [false]; // per open group: does it hold a quantifier or alternation?
+  let choices = 0;
+  const mark = (): void => {
+    groups[groups.length - 1] = true;
+    choices++;
+  };
+  for (let i = 0; i < ere.length; i++) {
+    const c = ere[i] as string;
+    if (c === '\\') {
+      i++;
+    } else if (c === '[') {
+      i = bracketEnd(ere, i);
+    } else if (c === '(') {
+      groups.push(false);
+    } else if (c === ')' && groups.length > 1) {
+      const risky = groups.pop() as boolean;
+      // '?' repeats at most once, so only '*', '+' and '{n,m}' can multiply the ways to match.
+      if (risky && /[*+{]/.test(ere[i + 1] ?? '')) return 'repeated group holding a quantifier or alternation';
+      if (risky) groups[groups.length - 1] = true;
+    } else if (c === '|' || c === '*' || c === '+' || c === '?' || c === '{') {
+      mark();
+    }
+    if (choices > MAX_ERE_CHOICES) return `more than ${MAX_ERE_CHOICES} quantifiers and alternations`;
+  }
+  return undefined;
+}
+
+// Index of the ']' closing the bracket expression opened at `open` (POSIX: a leading ']' or
+// '^]' is literal; '[:class:]' nests).
+function bracketEnd(ere: string, open: number): number {
+  let i = open + 1;
+  if (ere[i] === '^') i++;
+  if (ere[i] === ']') i++;
+  for (; i < ere.length; i++) {
+    if (ere[i] === '[' && ere[i + 1] === ':') {
+      const close = ere.indexOf(':]', i + 2);
+      if (close !== -1) i = close + 1;
+    } else if (ere[i] === ']') {
+      return i;
+    }
+  }
+  return ere.length;
 }
 
 /**

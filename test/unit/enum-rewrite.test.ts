@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { BridgeError } from '../../src/core/errors.js';
 import {
+  MAX_ERE_CHOICES,
   applySubstitution,
+  backtrackingRisk,
   chooseEnumRules,
   enumDomain,
   enumServices,
@@ -112,6 +114,62 @@ describe('applySubstitution (RFC 3402 §3.2 regexp rewrite)', () => {
   ])('given a malformed field (%s), then it is refused with a reason', (_name, field) => {
     const result = applySubstitution(field, '+15551234567');
     expect(result).toEqual({ refused: expect.any(String) });
+  });
+});
+
+describe('backtrackingRisk (an ERE from the DNS must not freeze the bridge)', () => {
+  it.each([
+    '^.*$',
+    '^\\+1(.*)$',
+    '^\\+1(\\d{3})(\\d{3})(\\d{4})$',
+    '^\\+(1|44)(.*)$',
+    '^\\+1([0-9])*$',
+    '^\\+1(\\d+)?$',
+    '^\\+1([*+|(]+)$',
+    '^\\+1([]*+])$',
+    '^\\+1([[:digit:]]*)$',
+  ])('given the everyday ERE %s, then it is accepted', (ere) => {
+    expect(backtrackingRisk(ere)).toBeUndefined();
+  });
+
+  it.each([
+    ['((\\d*)*)*x', /repeated group/],
+    ['(\\d+)+x', /repeated group/],
+    ['(\\d|\\d)*x', /repeated group/],
+    ['((\\d)|1)*x', /repeated group/],
+    ['(\\d*){15}x', /repeated group/],
+    ['\\d*'.repeat(MAX_ERE_CHOICES + 1) + 'x', /more than/],
+  ])('given the exponential ERE %s, then it is refused', (ere, reason) => {
+    expect(backtrackingRisk(ere)).toMatch(reason);
+  });
+
+  it('given a record with a refused ERE, then the rewrite refuses it without running it', () => {
+    expect(applySubstitution('!((\\d*)*)*x!sip:a@b.example!', '+123456789012345')).toEqual({
+      refused: expect.stringMatching(/repeated group/),
+    });
+  });
+});
+
+describe('delimiters (RFC 3402 §3.2 escapeddelim)', () => {
+  it('property: any static text, its delimiter escaped, comes back as written', () => {
+    const delimiter = fc.constantFrom('!', '#', '/', '|', '@', '%', ':', '~');
+    const text = fc.string({ unit: fc.constantFrom('a', 'B', '!', '#', '/', '|', '@', '%', ':', '~', '.', ';', '='), minLength: 1 });
+    fc.assert(
+      fc.property(delimiter, text, (d, t) => {
+        const field = `${d}^.*$${d}${t.split(d).join(`\\${d}`)}${d}`;
+        expect(applySubstitution(field, '+15551234567')).toBe(t);
+      }),
+    );
+  });
+
+  it('property: a whole-number backref wrapped in text gives the text around the number', () => {
+    const number = fc.stringMatching(/^\+[1-9][0-9]{1,14}$/);
+    const text = fc.string({ unit: fc.constantFrom('a', 'Z', ':', '@', '.', '-'), maxLength: 10 });
+    fc.assert(
+      fc.property(number, text, text, (n, before, after) => {
+        expect(applySubstitution(`!^(.*)$!${before}\\1${after}!`, n)).toBe(`${before}${n}${after}`);
+      }),
+    );
   });
 });
 
