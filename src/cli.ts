@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 /**
- * sip-xmpp-bridge command line: `start --config FILE`, `check-config FILE`.
+ * sip-xmpp-bridge command line: `start --config FILE`, `check-config FILE`,
+ * `lookup NUMBER-OR-ADDRESS --config FILE`.
  */
 import { Command } from 'commander';
 import { createBridge } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { BridgeError } from './core/errors.js';
+import { lookupReport, runLookup } from './mapping/identity/lookup.js';
 import { createLogger } from './telemetry/logger.js';
 
 const program = new Command()
@@ -45,11 +48,37 @@ program
     };
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGTERM', () => shutdown('SIGTERM'));
+    // Static identity files are re-read on SIGHUP; traffic keeps flowing on the old table meanwhile.
+    process.on('SIGHUP', () => {
+      logger.info({ signal: 'SIGHUP' }, 'reloading identity tables');
+      bridge.reloadIdentities().catch((err: unknown) => logger.error({ err }, 'identity reload failed'));
+    });
     try {
       await bridge.start();
     } catch (err) {
       logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
       process.exitCode = 1;
+    }
+  });
+
+program
+  .command('lookup')
+  .description('show who a number or address maps to, which identity source answered and how long each took')
+  .argument('<number-or-address>', 'e.g. +15551234567, "(555) 123-4567", tel:+1-555-123-4567, sip:alice@corp.example, +15551234567@<component>')
+  .requiredOption('-c, --config <file>', 'YAML configuration file')
+  .option('--json', 'print the result as JSON')
+  .action(async (input: string, opts: { config: string; json?: boolean }) => {
+    const config = await loadConfig(opts.config);
+    // Source failures are part of the answer; the log only adds detail, on stderr.
+    const logger = createLogger({ level: 'warn', destination: process.stderr });
+    try {
+      const result = await runLookup(config, input, logger);
+      process.stdout.write(opts.json === true ? `${JSON.stringify(result, null, 2)}\n` : lookupReport(result));
+      process.exitCode = result.identity === undefined ? 1 : 0;
+    } catch (err) {
+      if (!(err instanceof BridgeError)) throw err;
+      process.stderr.write(`sip-xmpp-bridge: ${err.message}\n`);
+      process.exitCode = 2;
     }
   });
 
