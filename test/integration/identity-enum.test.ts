@@ -63,8 +63,10 @@ describe('EnumSource against dnsmasq', () => {
     expect(identity).toEqual({ e164: ALICE, sip: 'sip:5551234567@corp.example', xmpp: 'alice@chat.corp.example' });
   });
 
-  it('given the server as the config schema spells it (one `server`), when Alice is looked up, then she is found', async () => {
-    const enumSource = new EnumSource({ server: { host: dns.host, port: dns.port }, timeoutMs: 1500 }, silentLogger());
+  it('given the schema's shape (one `server`, a `name`), when Alice is looked up, then she is found under that name', async () => {
+    const config = { type: 'enum', name: 'enum-public', server: { host: dns.host, port: dns.port }, timeoutMs: 1500 };
+    const enumSource = new EnumSource(config, silentLogger());
+    expect(enumSource.name).toBe('enum-public');
     expect(await enumSource.byNumber(ALICE)).toMatchObject({ sip: 'sip:5551234567@corp.example' });
   });
 

@@ -19,6 +19,8 @@ import {
 } from '../enum-rewrite.js';
 
 export interface EnumSourceConfig {
+  /** Name in logs, health and `lookup`; `enum` unless configured (two ENUM trees need two names). */
+  readonly name?: string;
   /** Domain the number's reversed digits go under: `e164.arpa` or a private tree. */
   readonly suffix?: string;
   /** DNS servers on loopback or the network; the system resolver when neither this nor `server` is set. */
@@ -43,7 +45,7 @@ const DEFAULT_TIMEOUT_MS = 2000;
 const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA']);
 
 export class EnumSource implements IdentitySource {
-  readonly name = 'enum';
+  readonly name: string;
   private readonly suffix: string;
   private readonly servers: readonly string[] | undefined;
   private readonly services: readonly string[];
@@ -52,6 +54,7 @@ export class EnumSource implements IdentitySource {
 
   /** @throws BridgeError `ENUM_BAD_SUFFIX` / `ENUM_BAD_CONFIG` for a configuration it cannot use. */
   constructor(config: EnumSourceConfig, logger: Logger) {
+    this.name = config.name ?? 'enum';
     this.suffix = normalizeEnumSuffix(config.suffix ?? DEFAULT_ENUM_SUFFIX);
     this.services = config.services ?? DEFAULT_ENUM_SERVICES;
     const unusable = this.services.filter((s) => enumServices(s) === undefined);
