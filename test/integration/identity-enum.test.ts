@@ -63,7 +63,7 @@ describe('EnumSource against dnsmasq', () => {
     expect(identity).toEqual({ e164: ALICE, sip: 'sip:5551234567@corp.example', xmpp: 'alice@chat.corp.example' });
   });
 
-  it('given the schema's shape (one `server`, a `name`), when Alice is looked up, then she is found under that name', async () => {
+  it('given the config schema shape (one `server`, a `name`), when Alice is looked up, then she is found under that name', async () => {
     const config = { type: 'enum', name: 'enum-public', server: { host: dns.host, port: dns.port }, timeoutMs: 1500 };
     const enumSource = new EnumSource(config, silentLogger());
     expect(enumSource.name).toBe('enum-public');
