@@ -83,7 +83,8 @@ program
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError) {
+  // A BridgeError this far out is a configuration an identity source refused at construction.
+  if (err instanceof ConfigError || err instanceof BridgeError) {
     process.stderr.write(`sip-xmpp-bridge: ${err.message}\n`);
     process.exit(2);
   }

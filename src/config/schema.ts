@@ -77,8 +77,8 @@ export const staticSourceSchema = z.strictObject({
 
 /**
  * An LDAP / Active Directory directory (ldapts). Filters take `{number}` (E.164, `+` form),
- * `{sip}` (`sip:user@domain`), `{user}` and `{domain}` (of the SIP address), each escaped
- * per RFC 4515 §3 by the source before substitution.
+ * `{numberPattern}`, `{sip}` (`sip:user@domain`), `{user}` and `{domain}` (of the SIP
+ * address), each escaped per RFC 4515 §3 by the source before substitution.
  */
 export const ldapSourceSchema = z.strictObject({
   type: z.literal('ldap'),
@@ -90,27 +90,27 @@ export const ldapSourceSchema = z.strictObject({
   bindPassword: z.string().optional(),
   baseDN: z.string().min(1),
   scope: z.enum(['base', 'one', 'sub']).default('sub'),
+  /** Defaults are the source's own (src/mapping/identity/ldap.ts DEFAULT_NUMBER_FILTER, DEFAULT_SIP_FILTER). */
   filters: z
     .strictObject({
-      byNumber: z.string().min(1).default('(|(telephoneNumber={number})(mobile={number}))'),
-      bySipAddress: z.string().min(1).default('(|(msRTCSIP-PrimaryUserAddress={sip})(proxyAddresses=SIP:{user}@{domain}))'),
+      /** Placeholders `{number}` (E.164) and `{numberPattern}` (digits with any separators between). */
+      byNumber: z.string().min(1).optional(),
+      /** Placeholders `{sip}`, `{user}`, `{domain}`. */
+      bySipAddress: z.string().min(1).optional(),
     })
-    .default({
-      byNumber: '(|(telephoneNumber={number})(mobile={number}))',
-      bySipAddress: '(|(msRTCSIP-PrimaryUserAddress={sip})(proxyAddresses=SIP:{user}@{domain}))',
-    }),
+    .optional(),
   attributes: z
     .strictObject({
-      /** Attributes holding the person's number, first non-empty wins (normalised to E.164). */
-      number: z.array(z.string().min(1)).min(1).default(['telephoneNumber']),
-      /** Attributes holding the SIP address: `sip:`-URIs, or `SIP:`-prefixed proxyAddresses values. */
-      sip: z.array(z.string().min(1)).min(1).default(['msRTCSIP-PrimaryUserAddress', 'proxyAddresses']),
-      /** Attributes holding the bare JID, if the directory has one. */
-      xmpp: z.array(z.string().min(1)).default([]),
-      /** The canonical user@domain shown in logs and `lookup`. */
-      canonical: z.string().min(1).default('mail'),
+      /** Attributes holding the person's number (default telephoneNumber, mobile), normalised to E.164. */
+      number: z.array(z.string().min(1)).min(1).optional(),
+      /** Attributes holding the SIP address (default msRTCSIP-PrimaryUserAddress, proxyAddresses). */
+      sip: z.array(z.string().min(1)).min(1).optional(),
+      /** Attributes holding the bare JID, if the directory has one (default none). */
+      xmpp: z.array(z.string().min(1)).optional(),
+      /** The canonical user@domain shown in logs and `lookup` (default mail). */
+      canonical: z.string().min(1).optional(),
     })
-    .default({ number: ['telephoneNumber'], sip: ['msRTCSIP-PrimaryUserAddress', 'proxyAddresses'], xmpp: [], canonical: 'mail' }),
+    .optional(),
   tls: z
     .strictObject({
       /** Upgrade an ldap:// connection with StartTLS (RFC 4511 §4.14). */

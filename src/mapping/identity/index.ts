@@ -3,11 +3,11 @@
  * implicit first static source, then `mapping.sources` in their order.
  */
 import type { MappingConfig } from '../../config/schema.js';
-import { BridgeError } from '../../core/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { IdentitySource } from '../identity-source.js';
 import { IdentityChain } from './chain.js';
 import { EnumSource } from './enum.js';
+import { LdapSource } from './ldap.js';
 import { StaticSource } from './static.js';
 
 export { IdentityChain, type IdentityQuery, type LookupTrace, type SourceAttempt, type SourceHealth } from './chain.js';
@@ -43,11 +43,8 @@ export function buildIdentityChain(mapping: Readonly<MappingConfig>, logger: Log
         sources.push(new EnumSource(source, log));
         break;
       case 'ldap':
-        // LdapSource is not in the tree yet: the schema accepts the keys so configurations can
-        // be written, and start-up says plainly that this build cannot use them.
-        throw new BridgeError('IDENTITY_SOURCE_UNAVAILABLE', 'mapping.sources: type ldap is not available in this build', {
-          condition: 'internal-server-error',
-        });
+        sources.push(new LdapSource({ ...source, ...(defaultRegion === undefined ? {} : { defaultRegion }) }, log));
+        break;
     }
   }
   const chain = new IdentityChain({ sources, logger, sourceTimeoutMs: mapping.sourceTimeoutMs, cache: mapping.cache });
