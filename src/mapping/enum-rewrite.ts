@@ -34,6 +34,8 @@ export interface EnumChoice {
   readonly kind: EnumUriKind;
   /** The rewritten absolute URI, e.g. `sip:alice@corp.example;user=phone`. */
   readonly uri: string;
+  /** What the identity holds: `sip:alice@corp.example` (no parameters) or the bare JID. */
+  readonly address: string;
   readonly record: NaptrRecord;
 }
 
@@ -270,7 +272,8 @@ export function uriKind(uri: string): EnumUriKind | undefined {
  * Picks, for each wanted kind, the first usable rule in ORDER then PREFERENCE sequence (RFC 6116
  * §5.2: ORDER major, PREFERENCE minor, lowest first; ties keep the DNS order). A rule is usable
  * when its flags are exactly "u" (case-insensitive), one of its enumservices is wanted (compound
- * fields left to right, §3.4.3.2), and its regexp rewrites `aus` into an absolute URI of the kind.
+ * fields left to right, §3.4.3.2), and its regexp rewrites `aus` into an absolute URI of the kind
+ * naming a user@domain.
  * Non-terminal rules (empty flags) are discarded, which §5.2.1 allows; unknown flags are skipped
  * (§3.4.2). Every record not chosen is listed with the reason.
  */
@@ -319,7 +322,9 @@ function usable(record: NaptrRecord, aus: string, wanted: ReadonlySet<string>): 
   if (!ABSOLUTE_URI.test(result)) return `result "${result}" is not an absolute URI`;
   const kind = uriKind(result);
   if (kind === undefined) return `result "${result}" is neither a sip: nor an xmpp: URI`;
-  return { kind, uri: result };
+  const address = kind === 'sip' ? sipAddressOfRecord(result) : xmppBareJid(result);
+  if (address === undefined) return `result "${result}" names no user@domain`;
+  return { kind, uri: result, address };
 }
 
 /**

@@ -70,6 +70,12 @@ describe('EnumSource against dnsmasq', () => {
     expect(await enumSource.byNumber(ALICE)).toMatchObject({ sip: 'sip:5551234567@corp.example' });
   });
 
+  it('given a DNS server named by host name, when the source is built, then it is refused (c-ares takes IPs)', () => {
+    expect(() => new EnumSource({ server: { host: 'localhost', port: dns.port } }, silentLogger())).toThrow(
+      /must be an IP address/,
+    );
+  });
+
   it('given only E2U+xmpp is configured, when Alice is looked up, then only the JID is found', async () => {
     const identity = await source({ services: ['E2U+xmpp'] }).byNumber(ALICE);
     expect(identity).toEqual({ e164: ALICE, xmpp: 'alice@chat.corp.example' });

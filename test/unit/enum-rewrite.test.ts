@@ -238,6 +238,8 @@ describe('chooseEnumRules (RFC 6116 §5.2 selection)', () => {
     ['regexp and replacement both set', naptr({ preference: 1, regexp: '!^.*$!sip:b@x.example!', replacement: 'x.example' }), /replacement/],
     ['non-matching regexp', naptr({ preference: 1, regexp: '!^\\+44.*$!sip:uk@x.example!' }), /does not match/],
     ['not an absolute URI', naptr({ preference: 1, regexp: '!^.*$!alice at x.example!' }), /absolute URI/],
+    ['SIP URI without a user', naptr({ preference: 1, regexp: '!^.*$!sip:x.example!' }), /no user@domain/],
+    ['non-SIP/XMPP URI', naptr({ preference: 1, regexp: '!^.*$!mailto:a@x.example!' }), /neither/],
   ])('given a %s record before a good one, then it is skipped and the good one chosen', (_name, bad, reason) => {
     const good = naptr({ preference: 50, regexp: '!^.*$!sip:good@x.example!' });
     const { chosen, skipped } = chooseEnumRules([bad, good], aus, wanted);

@@ -4,6 +4,7 @@
  * only: there is no reverse tree, so `bySipAddress` always answers "not known here".
  */
 import { promises as dns } from 'node:dns';
+import { isIP } from 'node:net';
 import { BridgeError } from '../../core/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Identity, IdentitySource, LookupOptions } from '../identity-source.js';
@@ -13,8 +14,6 @@ import {
   enumDomain,
   enumServices,
   normalizeEnumSuffix,
-  sipAddressOfRecord,
-  xmppBareJid,
   type NaptrRecord,
 } from '../enum-rewrite.js';
 
@@ -66,6 +65,11 @@ export class EnumSource implements IdentitySource {
       throw configError(`enum timeoutMs must be a positive integer, got ${String(config.timeoutMs)}`);
     }
     const servers = [...(config.server ? [config.server] : []), ...(config.servers ?? [])];
+    // c-ares takes IP addresses only: a host name here would fail every lookup, so fail now.
+    const bad = servers.find((s) => isIP(s.host) === 0 || !Number.isInteger(s.port) || s.port < 1 || s.port > 65535);
+    if (bad !== undefined) {
+      throw configError(`enum DNS server ${bad.host}:${bad.port} must be an IP address and a port 1-65535`);
+    }
     this.servers = servers.length === 0 ? undefined : servers.map(cAresServer);
     this.logger = logger;
   }
@@ -79,15 +83,8 @@ export class EnumSource implements IdentitySource {
     for (const s of skipped) {
       this.logger.debug({ domain, naptr: s.record, reason: s.reason }, 'enum: NAPTR record not used');
     }
-    let sip: string | undefined;
-    let xmpp: string | undefined;
-    for (const choice of chosen) {
-      if (choice.kind === 'sip') sip = sipAddressOfRecord(choice.uri);
-      else xmpp = xmppBareJid(choice.uri);
-      if ((choice.kind === 'sip' ? sip : xmpp) === undefined) {
-        this.logger.debug({ domain, uri: choice.uri }, 'enum: URI names no user@domain; not used');
-      }
-    }
+    const sip = chosen.find((c) => c.kind === 'sip')?.address;
+    const xmpp = chosen.find((c) => c.kind === 'xmpp')?.address;
     if (sip === undefined && xmpp === undefined) return undefined;
     return { e164, ...(sip === undefined ? {} : { sip }), ...(xmpp === undefined ? {} : { xmpp }) };
   }
