@@ -15,7 +15,7 @@ let slapd: Slapd;
 const sources: LdapSource[] = [];
 
 beforeAll(async () => {
-  slapd = await startSlapd();
+  slapd = await startSlapd({ tls: true });
 });
 
 afterAll(async () => {
@@ -213,5 +213,36 @@ describe('directory trouble', () => {
     const s = source();
     await s.stop();
     expect((await rejection(s.byNumber('+15551234567'))).code).toBe('LDAP_STOPPED');
+  });
+});
+
+describe('TLS', () => {
+  it('looks up over ldaps:// with the configured CA', async () => {
+    const s = source({ url: slapd.tls!.url, tls: { caFile: slapd.tls!.caFile } });
+    await s.start();
+    expect(await s.byNumber('+15551234567')).toEqual(ALICE);
+  });
+
+  it('upgrades ldap:// with StartTLS (RFC 4511 §4.14) before binding', async () => {
+    const s = source({ tls: { startTLS: true, caFile: slapd.tls!.caFile } });
+    await s.start();
+    expect(await s.byNumber('+15551234567')).toEqual(ALICE);
+    const logged = await waitFor('the StartTLS request in the slapd log', async () =>
+      (await slapd.log()).includes('EXT oid=1.3.6.1.4.1.1466.20037') ? true : undefined,
+    );
+    expect(logged).toBe(true);
+  });
+
+  it('refuses a server whose certificate the configured CA did not sign', async () => {
+    const s = source({ tls: { startTLS: true, caFile: slapd.tls!.otherCaFile } });
+    await s.start();
+    const err = await rejection(s.byNumber('+15551234567'));
+    expect(err.code).toBe('LDAP_UNAVAILABLE');
+    expect(err.message).toMatch(/certificate/i);
+  });
+
+  it('fails start() when the CA file cannot be read', async () => {
+    const s = source({ tls: { startTLS: true, caFile: `${slapd.dir}/no-such-ca.pem` } });
+    expect((await rejection(s.start())).code).toBe('LDAP_CONFIG');
   });
 });

@@ -7,7 +7,7 @@
  * file (beforeAll), stopped in afterAll; stop()/start() again for "the directory went away".
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, writeFileSync, type WriteStream } from 'node:fs';
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -25,6 +25,20 @@ export interface SlapdOptions {
   startTimeoutMs?: number;
   /** Log no connections and operations (`-d none`), for benchmarks; bindCount() then stays 0. */
   quiet?: boolean;
+  /**
+   * Also serve TLS: a test CA and a server certificate for 127.0.0.1 made with openssl, StartTLS
+   * on the ldap:// port and an ldaps:// port. Off by default (key generation costs time).
+   */
+  tls?: boolean;
+}
+
+export interface SlapdTls {
+  /** `ldaps://127.0.0.1:port`. */
+  readonly url: string;
+  /** PEM of the CA that signed the server's certificate. */
+  readonly caFile: string;
+  /** PEM of another CA, which did not sign it (for "wrong CA is refused"). */
+  readonly otherCaFile: string;
 }
 
 export interface Slapd {
@@ -36,6 +50,8 @@ export interface Slapd {
   readonly bindDN: 'cn=bridge,ou=services,dc=corp,dc=example';
   readonly bindPassword: 'bridge-secret';
   readonly dir: string;
+  /** Present when started with `tls: true`. */
+  readonly tls: SlapdTls | undefined;
   /** Whether the server is running now. */
   running(): boolean;
   /** Stops the server, keeping its data and port: lookups must now fail. */
@@ -84,7 +100,14 @@ async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
   const configPath = join(dir, 'slapd.conf');
   const logPath = join(dir, 'slapd.log');
   await mkdir(join(dir, 'data'));
-  await writeFile(configPath, slapdConfig(dir));
+  let tls: SlapdTls | undefined;
+  if (opts.tls) {
+    let tlsPort = await freePort();
+    while (tlsPort === port) tlsPort = await freePort();
+    tls = { url: `ldaps://127.0.0.1:${tlsPort}`, ...makeCertificates(dir) };
+  }
+  await writeFile(configPath, slapdConfig(dir, tls !== undefined));
+  const listen = tls ? `${url}/ ${tls.url}/` : `${url}/`;
 
   const seeded = spawnSync(SLAPADD, ['-f', configPath, '-l', opts.ldifPath ?? join(FIXTURES, 'directory.ldif')], {
     encoding: 'utf8',
@@ -101,7 +124,7 @@ async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
 
   const launch = async (): Promise<void> => {
     // -d stats: stay in the foreground and log connections and operations to stderr.
-    const proc = spawn(SLAPD, ['-d', opts.quiet ? 'none' : 'stats', '-f', configPath, '-h', `${url}/`], {
+    const proc = spawn(SLAPD, ['-d', opts.quiet ? 'none' : 'stats', '-f', configPath, '-h', listen], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let tail = '';
@@ -124,7 +147,8 @@ async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
         `slapd to accept connections on ${url}`,
         async () => {
           if (dead !== undefined) throw new Error(dead);
-          return (await tcpAccepts(port)) ? true : undefined;
+          const tlsPort = tls ? Number(new URL(tls.url).port) : undefined;
+          return (await tcpAccepts(port)) && (tlsPort === undefined || (await tcpAccepts(tlsPort))) ? true : undefined;
         },
         startTimeoutMs,
         25,
@@ -157,6 +181,7 @@ async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
     bindDN: 'cn=bridge,ou=services,dc=corp,dc=example',
     bindPassword: 'bridge-secret',
     dir,
+    tls,
     running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
     halt,
     resume: launch,
@@ -217,7 +242,23 @@ async function allThreadsStopped(pid: number): Promise<boolean> {
   return true;
 }
 
-function slapdConfig(dir: string): string {
+/** A test CA, a server certificate for 127.0.0.1 signed by it, and an unrelated second CA. */
+function makeCertificates(dir: string): { caFile: string; otherCaFile: string } {
+  const openssl = (args: string[]): void => {
+    const res = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+    if (res.error && (res.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`openssl not found: ${INSTALL_HINT}`);
+    if (res.status !== 0) throw new Error(`openssl ${args[0]} failed (${res.status}): ${res.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=bridge test CA']);
+  openssl(['req', '-x509', ...ec, '-keyout', 'other-ca.key', '-out', 'other-ca.pem', '-days', '2', '-subj', '/CN=unrelated CA']);
+  openssl(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext']);
+  return { caFile: join(dir, 'ca.pem'), otherCaFile: join(dir, 'other-ca.pem') };
+}
+
+function slapdConfig(dir: string, tls: boolean): string {
   return `# written by test/support/slapd.ts
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -225,7 +266,14 @@ include /etc/ldap/schema/inetorgperson.schema
 include ${join(FIXTURES, 'ad-lite.schema')}
 pidfile ${join(dir, 'slapd.pid')}
 argsfile ${join(dir, 'slapd.args')}
-modulepath /usr/lib/ldap
+${
+  tls
+    ? `TLSCACertificateFile ${join(dir, 'ca.pem')}
+TLSCertificateFile ${join(dir, 'server.pem')}
+TLSCertificateKeyFile ${join(dir, 'server.key')}
+`
+    : ''
+}modulepath /usr/lib/ldap
 moduleload back_mdb
 database mdb
 maxsize 16777216

@@ -234,15 +234,19 @@ export class LdapSource implements IdentitySource {
 
   private async openConnection(signal: AbortSignal | undefined): Promise<Client> {
     const tlsOptions = await this.tls();
+    const ldaps = /^ldaps:/i.test(this.config.url);
     const client = new Client({
       url: this.config.url,
       timeout: this.timeoutMs,
       connectTimeout: this.timeoutMs,
-      ...(tlsOptions && { tlsOptions }),
+      // Only for ldaps://: ldapts 8.2 given tlsOptions on an ldap:// URL breaks a later StartTLS.
+      ...(ldaps && tlsOptions && { tlsOptions }),
       strictDN: false,
     });
     const handshake = async (): Promise<void> => {
-      if (this.config.tls?.startTLS) await client.startTLS(tlsOptions ?? {});
+      // A copy: ldapts writes the socket into the options it is given. The host is named so the
+      // certificate is checked against it (RFC 4513 §3.1.3), as for ldaps://.
+      if (this.config.tls?.startTLS) await client.startTLS({ ...tlsOptions, host: new URL(this.config.url).hostname });
       // An anonymous bind (RFC 4513 §5.1.1) too, so every pooled connection is open and bound.
       await client.bind(this.config.bindDN ?? '', this.config.bindPassword ?? '');
     };
