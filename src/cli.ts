@@ -22,7 +22,7 @@ program
   .action(async (file: string) => {
     const config = await loadConfig(file);
     process.stdout.write(
-      `${file}: valid (component ${config.xmpp.component}, ${config.sip.listen.length} SIP listener(s), ${config.mapping.identities.length} identities)\n`,
+      `${file}: valid (component ${config.xmpp.component}, ${config.sip.listen.length} SIP listener(s), ${config.mapping.identities.length} identities, ${config.mapping.sources.length} identity source(s))\n`,
     );
   });
 

@@ -1,14 +1,16 @@
 /**
  * `sip-xmpp-bridge lookup` as an administrator runs it: against a configuration whose identity
  * table is a CSV file, it says which source answered, the person's addresses on both sides and
- * how long each source took.
+ * how long each source took. And `start` re-reads that file on SIGHUP.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { freePort } from '../support/ports.js';
+import { startProsody, type Prosody } from '../support/prosody.js';
 
 interface Run {
   code: number | null;
@@ -16,13 +18,17 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[]): Promise<Run> {
+/** Runs the CLI from source; `until` lets a test act on output (e.g. send a signal) before exit. */
+function cli(args: string[], until?: (stdout: string, signal: (s: NodeJS.Signals) => void) => void): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      until?.(stdout, (s) => child.kill(s));
+    });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('exit', (code) => {
       clearTimeout(guard);
@@ -33,10 +39,17 @@ function cli(args: string[]): Promise<Run> {
 
 const COMPONENT = 'sip.xmpp.test';
 let config: string;
+let dir: string;
+let table: string;
+let prosody: Prosody | undefined;
+
+afterAll(async () => {
+  await prosody?.stop();
+});
 
 beforeAll(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'bridge-lookup-'));
-  const table = join(dir, 'people.csv');
+  dir = await mkdtemp(join(tmpdir(), 'bridge-lookup-'));
+  table = join(dir, 'people.csv');
   await writeFile(table, 'e164,sip,xmpp,canonical\n"+1 (555) 123-4567",sip:alice@corp.example,alice@chat.corp.example,alice@corp.example\n');
   config = join(dir, 'bridge.yaml');
   await writeFile(
@@ -94,5 +107,33 @@ describe('sip-xmpp-bridge lookup', () => {
     const run = await cli(['lookup', '+1 555', '--config', config]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/sip-xmpp-bridge: "\+1 555" .*(too short|length)/);
+  });
+});
+
+describe('sip-xmpp-bridge start with an identity file', () => {
+  it('re-reads the file on SIGHUP and keeps the old table when the new one is bad', async () => {
+    prosody = await startProsody();
+    const doc = parse(await readFile(config, 'utf8')) as Record<string, Record<string, unknown>>;
+    doc['sip'] = { listen: [{ transport: 'udp', host: '127.0.0.1', port: await freePort() }] };
+    doc['xmpp'] = { component: prosody.component, server: { host: prosody.host, port: prosody.componentPort }, secret: prosody.secret };
+    const running = join(dir, 'running.yaml');
+    await writeFile(running, stringify(doc));
+    let step = 0;
+    const run = await cli(['start', '--config', running], (stdout, signal) => {
+      if (step === 0 && stdout.includes('"msg":"bridge started"')) {
+        step = 1;
+        void writeFile(table, 'e164,sip\n+15551234567,sip:carol@corp.example\n').then(() => signal('SIGHUP'));
+      } else if (step === 1 && stdout.includes('"msg":"identity table reloaded"')) {
+        step = 2;
+        void writeFile(table, 'e164,sip\nnot-a-number,sip:dave@corp.example\n').then(() => signal('SIGHUP'));
+      } else if (step === 2 && stdout.includes('"msg":"identity table not reloaded; keeping the previous one"')) {
+        step = 3;
+        signal('SIGTERM');
+      }
+    });
+    expect(step).toBe(3);
+    expect(run.stdout).toMatch(/"identities":1,"msg":"identity table reloaded"/);
+    expect(run.stdout).toMatch(/"error":".*people\.csv:2: e164: .*"msg":"identity table not reloaded/);
+    expect(run.code).toBe(0);
   });
 });
