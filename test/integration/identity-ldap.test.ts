@@ -214,6 +214,14 @@ describe('directory trouble', () => {
     await s.stop();
     expect((await rejection(s.byNumber('+15551234567'))).code).toBe('LDAP_STOPPED');
   });
+
+  it('serves lookups again after stop() and start()', async () => {
+    const s = source();
+    await s.byNumber('+15551234567');
+    await s.stop();
+    await s.start();
+    expect(await s.byNumber('+15551234567')).toEqual(ALICE);
+  });
 });
 
 describe('TLS', () => {

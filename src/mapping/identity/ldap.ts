@@ -95,7 +95,8 @@ export class LdapSource implements IdentitySource {
   /** Where a candidate's number is checked: the number attributes and those the filter asserts on. */
   private readonly numberCheckAttributes: readonly string[];
   private readonly timeoutMs: number;
-  private readonly pool: ConnectionPool<Client>;
+  private readonly poolSize: number;
+  private pool: ConnectionPool<Client>;
   private tlsOptions: Promise<ConnectionOptions | undefined> | undefined;
   private stopped = false;
 
@@ -125,9 +126,15 @@ export class LdapSource implements IdentitySource {
     this.numberCheckAttributes = unique([...this.numberAttributes, ...this.numberFilter.attributes]);
     this.wanted = unique([...this.numberCheckAttributes, ...this.sipAttributes, ...this.xmppAttributes, this.canonicalAttribute]);
     this.timeoutMs = config.timeoutMs ?? 2000;
+    if (!(this.timeoutMs > 0)) throw configError(`timeoutMs ${this.timeoutMs}: expected a number of milliseconds > 0`);
     const poolSize = config.poolSize ?? 4;
     if (!Number.isInteger(poolSize) || poolSize < 1) throw configError(`poolSize ${poolSize}: expected a whole number ≥ 1`);
-    this.pool = new ConnectionPool<Client>(poolSize, poolSize * WAITERS_PER_CONNECTION, this.timeoutMs, {
+    this.poolSize = poolSize;
+    this.pool = this.newPool();
+  }
+
+  private newPool(): ConnectionPool<Client> {
+    return new ConnectionPool<Client>(this.poolSize, this.poolSize * WAITERS_PER_CONNECTION, this.timeoutMs, {
       open: (signal) => this.openConnection(signal),
       close: (client) => void client.unbind().catch(() => undefined),
       healthy: (client) => client.isConnected && client.isBound,
@@ -136,8 +143,9 @@ export class LdapSource implements IdentitySource {
 
   /** Reads the CA file, so a wrong path fails at start-up; connections open on first use. */
   async start(): Promise<void> {
-    this.stopped = false;
     await this.tls();
+    if (this.stopped) this.pool = this.newPool();
+    this.stopped = false;
   }
 
   async stop(): Promise<void> {
@@ -204,9 +212,11 @@ export class LdapSource implements IdentitySource {
 
   private async search(filter: string, signal: AbortSignal | undefined): Promise<DirectoryEntry[]> {
     if (this.stopped) throw stoppedError();
+    // The pool of this lookup: a restart (stop, start) gives the source a new one meanwhile.
+    const pool = this.pool;
     let client: Client;
     try {
-      client = await this.pool.acquire(signal);
+      client = await pool.acquire(signal);
     } catch (err) {
       throw this.downError(err, 'connect');
     }
@@ -221,13 +231,13 @@ export class LdapSource implements IdentitySource {
         }),
         signal,
       );
-      this.pool.release(client);
+      pool.release(client);
       return result.searchEntries as DirectoryEntry[];
     } catch (err) {
       // The server answered with an error: the connection itself is fine.
-      if (err instanceof ResultCodeError) this.pool.release(client);
+      if (err instanceof ResultCodeError) pool.release(client);
       // Aborted, timed out or the connection broke: an answer may still arrive on it, so it goes.
-      else this.pool.discard(client);
+      else pool.discard(client);
       throw this.downError(err, 'search');
     }
   }
