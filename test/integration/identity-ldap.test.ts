@@ -194,7 +194,7 @@ describe('directory trouble', () => {
     const s = source({ poolSize: 1 });
     await s.byNumber('+15551234567');
     await slapd.freeze();
-    const holder = s.byNumber('+15551234567', { signal: AbortSignal.timeout(2_000) });
+    const holder = s.byNumber('+15551234567', { signal: AbortSignal.timeout(10_000) });
     const waiter = s.byNumber('+15551234567', { signal: AbortSignal.timeout(200) });
     expect((await rejection(waiter)).code).toBe('LDAP_TIMEOUT');
     expect(s.poolStats().waiting).toBe(0);
