@@ -99,6 +99,8 @@ export class LdapSource implements IdentitySource {
   private pool: ConnectionPool<Client>;
   private tlsOptions: Promise<ConnectionOptions | undefined> | undefined;
   private stopped = false;
+  /** Whether the last lookup failed, so the logs say when it goes away and comes back. */
+  private down = false;
 
   constructor(
     private readonly config: LdapSourceConfig,
@@ -168,9 +170,10 @@ export class LdapSource implements IdentitySource {
     const entries = await this.search(filter, options.signal);
     // The pattern may match other digits in between, and the directory may match by its own
     // rules: keep only the people whose number, normalised, is the one asked for.
-    const matches = entries.filter((entry) =>
-      this.numberCheckAttributes.some((attr) => valuesOf(entry, attr).some((v) => directoryNumberToE164(v, this.config.defaultRegion) === number)),
-    );
+    const region = this.config.defaultRegion;
+    const holdsNumber = (entry: DirectoryEntry): boolean =>
+      this.numberCheckAttributes.some((attr) => valuesOf(entry, attr).some((v) => directoryNumberToE164(v, region) === number));
+    const matches = entries.filter(holdsNumber);
     return this.onePerson(matches, { number }, number);
   }
 
@@ -196,9 +199,9 @@ export class LdapSource implements IdentitySource {
   }
 
   private identityOf(entry: DirectoryEntry, e164: string | undefined): Identity {
-    const number =
-      e164 ?? this.numberAttributes.flatMap((a) => valuesOf(entry, a)).map((v) => directoryNumberToE164(v, this.config.defaultRegion))
-        .find((n) => n !== undefined);
+    const region = this.config.defaultRegion;
+    const numbers = this.numberAttributes.flatMap((a) => valuesOf(entry, a));
+    const number = e164 ?? numbers.map((v) => directoryNumberToE164(v, region)).find((n) => n !== undefined);
     const sip = sipAddressOf(entry, this.sipAttributes);
     const xmpp = jidOf(entry, this.xmppAttributes);
     const canonical = valuesOf(entry, this.canonicalAttribute)[0]?.trim().toLowerCase();
@@ -232,6 +235,8 @@ export class LdapSource implements IdentitySource {
         signal,
       );
       pool.release(client);
+      if (this.down) this.logger.info({ url: this.config.url }, 'directory answers again');
+      this.down = false;
       return result.searchEntries as DirectoryEntry[];
     } catch (err) {
       // The server answered with an error: the connection itself is fine.
@@ -288,7 +293,10 @@ export class LdapSource implements IdentitySource {
     if (err instanceof BridgeError) return err;
     // ldapts result errors carry little more than the code: name the class too (NoSuchObjectError).
     const message = err instanceof ResultCodeError ? `${err.constructor.name}${err.message}` : err instanceof Error ? err.message : String(err);
-    this.logger.warn({ url: this.config.url, during, err: message }, 'directory lookup failed');
+    // One warning when the directory goes away, not one per lookup while it stays away.
+    const level = this.down ? 'debug' : 'warn';
+    this.down = true;
+    this.logger[level]({ url: this.config.url, during, err: message }, 'directory lookup failed');
     return new BridgeError('LDAP_UNAVAILABLE', `LDAP ${this.config.url} ${during} failed: ${message}`, {
       condition: 'service-unavailable',
       retryable: true,
