@@ -11,7 +11,7 @@
  *   deadline machinery (AbortController + timer per source);
  * - normalise: normalizeE164 of a `+` form and of a national spelling (the router normalises
  *   every number it is asked to reach);
- * - router path: normalise then a warm lookup.
+ * - router path: E164Normalizer (memoised, as the router has it) then a warm lookup.
  * Lookups are awaited one at a time (latency-bound, one conversation); figures are per second
  * of wall time on one core. LDAP cold is in the LDAP source's own bench.
  * Bounded in time: about 1 s per round, 5 rounds per phase.
@@ -19,7 +19,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { normalizeE164 } from '../src/mapping/e164.js';
+import { E164Normalizer, normalizeE164 } from '../src/mapping/e164.js';
 import { IdentityChain } from '../src/mapping/identity/chain.js';
 import { StaticSource } from '../src/mapping/identity/static.js';
 import { silentLogger } from '../src/telemetry/logger.js';
@@ -95,7 +95,8 @@ async function main(): Promise<void> {
 
   report('normalizeE164 national (US)', await rounds((i) => normalizeE164(nationalOf(i % PEOPLE), { defaultRegion: 'US' })));
 
-  report('router path: normalise + warm', await rounds((i) => warm.byNumber(normalizeE164(nationalOf(i % PEOPLE), { defaultRegion: 'US' }).e164)));
+  const numbers = new E164Normalizer({ defaultRegion: 'US' });
+  report('router path: memo + warm', await rounds((i) => warm.byNumber(numbers.normalize(nationalOf(i % PEOPLE)).e164)));
 
   const missing = await warm.byNumber(numberOf(PEOPLE + 1));
   process.stdout.write(`check: unknown number → ${String(missing)}; known → ${(await warm.byNumber(numberOf(42)))?.sip ?? 'MISSING'}; load ${load()}\n`);

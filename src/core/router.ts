@@ -3,7 +3,7 @@
  * the other side. Failures are already addressed in their receiver's terms and go straight back.
  */
 import type { AddressTranslator } from '../mapping/address.js';
-import { normalizeE164 } from '../mapping/e164.js';
+import { E164Normalizer } from '../mapping/e164.js';
 import type { IdentitySource } from '../mapping/identity-source.js';
 import { parseSipAor } from '../mapping/identity.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -35,9 +35,11 @@ export interface RouterOptions {
 export class Router {
   private readonly now: () => number;
   private readonly seen: DedupeWindow;
+  private readonly numbers: E164Normalizer;
 
   constructor(private readonly options: RouterOptions) {
     this.now = options.now ?? Date.now;
+    this.numbers = new E164Normalizer(options.defaultRegion === undefined ? {} : { defaultRegion: options.defaultRegion });
     this.seen = new DedupeWindow({ ttlMs: options.dedupeTtlMs ?? 10 * 60_000, maxEntries: options.dedupeMaxEntries ?? 100_000 });
   }
 
@@ -75,7 +77,7 @@ export class Router {
 
   /** The SIP address of the person a number belongs to, by the identity chain. */
   private async resolveNumber(number: string, identities: IdentitySource): Promise<Address> {
-    const { e164 } = normalizeE164(number, { defaultRegion: this.options.defaultRegion });
+    const { e164 } = this.numbers.normalize(number);
     const identity = await identities.byNumber(e164);
     if (identity?.sip === undefined) {
       throw new BridgeError('ADDRESS_UNMAPPED', `no SIP address is known for ${e164}`, { condition: 'item-not-found' });

@@ -161,3 +161,30 @@ function safeDecode(s: string, input: string): string {
 function invalid(message: string, cause?: unknown): BridgeError {
   return new BridgeError('NUMBER_INVALID', message, { condition: 'jid-malformed', cause });
 }
+
+/**
+ * normalizeE164 with a bounded memo of accepted spellings: libphonenumber spends ~30 µs per
+ * parse (bench/identity-lookup.bench.ts) and the router sees the same few numbers again and
+ * again. Refusals are not memoised, so hostile input cannot fill the memo with junk it keeps.
+ */
+export class E164Normalizer {
+  private readonly memo = new Map<string, E164Number>();
+
+  constructor(
+    private readonly options: NormalizeOptions = {},
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  normalize(input: string): E164Number {
+    const hit = this.memo.get(input);
+    if (hit !== undefined) return hit;
+    const result = normalizeE164(input, this.options);
+    if (this.memo.size >= this.maxEntries) {
+      // Oldest first: Map iteration follows insertion order.
+      const oldest = this.memo.keys().next().value;
+      if (oldest !== undefined) this.memo.delete(oldest);
+    }
+    this.memo.set(input, result);
+    return result;
+  }
+}

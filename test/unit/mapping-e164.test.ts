@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { getCountries, getCountryCallingCode } from 'libphonenumber-js';
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/core/errors.js';
-import { isE164Form, normalizeE164, type E164Number } from '../../src/mapping/e164.js';
+import { E164Normalizer, isE164Form, normalizeE164, type E164Number } from '../../src/mapping/e164.js';
 
 function refusal(f: () => unknown): BridgeError {
   try {
@@ -113,6 +113,43 @@ describe('normalizeE164 properties', () => {
         const spelled = `+${[...n.slice(1)].map((d, i) => `${d}${seps[i] ?? ''}`).join('')}`;
         expect(normalizeE164(spelled).e164).toBe(n);
         expect(normalizeE164(`tel:${spelled.replace(/ /g, '')}`).e164).toBe(n);
+      }),
+    );
+  });
+});
+
+describe('E164Normalizer', () => {
+  it('answers as normalizeE164 does, with its default region', () => {
+    const numbers = new E164Normalizer({ defaultRegion: 'GB' });
+    expect(numbers.normalize('020 7946 0958')).toEqual({ e164: '+442079460958' });
+    expect(numbers.normalize('020 7946 0958')).toEqual({ e164: '+442079460958' });
+  });
+
+  it('refuses what normalizeE164 refuses, every time', () => {
+    const numbers = new E164Normalizer();
+    expect(() => numbers.normalize('alice')).toThrow(/not a telephone number/);
+    expect(() => numbers.normalize('alice')).toThrow(/not a telephone number/);
+  });
+
+  it('agrees with normalizeE164 on any sequence of inputs, however small its memo', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('+15551234567', '(555) 123-4567', '+44 20 7946 0958', '555', 'x', '+1 555 123 4568'), { maxLength: 30 }), (inputs) => {
+        const numbers = new E164Normalizer({ defaultRegion: 'US' }, 2);
+        for (const input of inputs) {
+          let expected: unknown;
+          try {
+            expected = normalizeE164(input, { defaultRegion: 'US' });
+          } catch (err) {
+            expected = (err as Error).message;
+          }
+          let actual: unknown;
+          try {
+            actual = numbers.normalize(input);
+          } catch (err) {
+            actual = (err as Error).message;
+          }
+          expect(actual).toEqual(expected);
+        }
       }),
     );
   });
