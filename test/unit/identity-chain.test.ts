@@ -98,6 +98,19 @@ describe('IdentityChain degradation', () => {
     ]);
   });
 
+  it('skips a source that throws synchronously instead of rejecting', async () => {
+    const broken: IdentitySource = {
+      name: 'ldap',
+      byNumber: () => {
+        throw new Error('not connected');
+      },
+      bySipAddress: () => Promise.resolve(undefined),
+    };
+    const trace = await chainOf([broken, new TableSource('static', [alice])]).lookup({ kind: 'number', e164: alice.e164 as string });
+    expect(trace.answeredBy).toBe('static');
+    expect(trace.attempts[0]).toMatchObject({ outcome: 'error', error: 'not connected' });
+  });
+
   it('logs the failing source by name', async () => {
     const down = new TableSource('ldap');
     down.mode = 'throw';

@@ -197,7 +197,13 @@ export class IdentityChain implements IdentitySource {
       controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true });
     });
     const options = { signal: controller.signal };
-    const answer = query.kind === 'number' ? source.byNumber(query.e164, options) : source.bySipAddress(query.sip, options);
+    let answer: Promise<Identity | undefined>;
+    try {
+      answer = query.kind === 'number' ? source.byNumber(query.e164, options) : source.bySipAddress(query.sip, options);
+    } catch (err) {
+      // A source that throws instead of rejecting is down all the same; the timer is still cleared below.
+      answer = Promise.reject(err as Error);
+    }
     // The deadline's rejection must never go unhandled once the answer has won the race.
     deadline.catch(() => undefined);
     return Promise.race([answer, deadline]).finally(() => {
