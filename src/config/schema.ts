@@ -159,6 +159,8 @@ export const mappingSchema = z.strictObject({
   sources: z.array(identitySourceSchema).default([]),
   /** Longest a source may take before the chain asks the next one. */
   sourceTimeoutMs: z.number().int().min(1).max(60_000).default(1000),
+  /** After a source fails it is skipped this long, then asked again (0: ask it every time). */
+  sourceRetryMs: z.number().int().min(0).max(3_600_000).default(5000),
   cache: z
     .strictObject({
       ttlMs: z.number().int().min(0).default(300_000),

@@ -46,6 +46,7 @@ describe('config', () => {
       }),
     );
     expect(config.mapping.sourceTimeoutMs).toBe(1000);
+    expect(config.mapping.sourceRetryMs).toBe(5000);
     expect(config.mapping.cache).toEqual({ ttlMs: 300_000, negativeTtlMs: 30_000, maxEntries: 10_000 });
     expect(config.mapping.sources[1]).toMatchObject({ poolSize: 4, scope: 'sub', timeoutMs: 2000 });
     expect(config.mapping.sources[2]).toMatchObject({ suffix: 'e164.arpa', server: { port: 53 }, services: ['E2U+sip', 'E2U+xmpp'] });

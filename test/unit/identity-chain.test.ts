@@ -37,11 +37,15 @@ class TableSource implements IdentitySource {
 
 const cache: IdentityCacheOptions = { ttlMs: 60_000, negativeTtlMs: 5_000, maxEntries: 100 };
 
-function chainOf(sources: IdentitySource[], extra: { now?: () => number; logger?: Logger; cache?: IdentityCacheOptions; sourceTimeoutMs?: number } = {}) {
+function chainOf(
+  sources: IdentitySource[],
+  extra: { now?: () => number; logger?: Logger; cache?: IdentityCacheOptions; sourceTimeoutMs?: number; sourceRetryMs?: number } = {},
+) {
   return new IdentityChain({
     sources,
     logger: extra.logger ?? silentLogger(),
     sourceTimeoutMs: extra.sourceTimeoutMs ?? 1000,
+    ...(extra.sourceRetryMs === undefined ? {} : { sourceRetryMs: extra.sourceRetryMs }),
     cache: extra.cache ?? cache,
     ...(extra.now ? { now: extra.now } : {}),
   });
@@ -109,6 +113,22 @@ describe('IdentityChain degradation', () => {
     const trace = await chainOf([broken, new TableSource('static', [alice])]).lookup({ kind: 'number', e164: alice.e164 as string });
     expect(trace.answeredBy).toBe('static');
     expect(trace.attempts[0]).toMatchObject({ outcome: 'error', error: 'not connected' });
+  });
+
+  it('skips a failed source until its retry time, then asks it again', async () => {
+    let now = 10_000;
+    const down = new TableSource('ldap', [alice]);
+    down.mode = 'throw';
+    const chain = chainOf([down, new TableSource('static')], { now: () => now, sourceRetryMs: 5000 });
+    await chain.byNumber('+15550000001');
+    const skipped = await chain.lookup({ kind: 'number', e164: '+15550000002' });
+    expect(skipped.attempts[0]).toMatchObject({ source: 'ldap', outcome: 'skipped' });
+    expect(chain.health()[0]).toMatchObject({ ok: false, skippedUntil: 15_000 });
+    expect(down.asked).toBe(1);
+    now = 15_000;
+    down.mode = 'answer';
+    expect(await chain.byNumber(alice.e164 as string)).toEqual(alice);
+    expect(chain.health()[0]).toEqual({ source: 'ldap', ok: true, lastError: 'ldap is down', lastErrorAt: 10_000 });
   });
 
   it('logs the failing source by name', async () => {

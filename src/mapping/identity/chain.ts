@@ -14,7 +14,8 @@ import type { Identity, IdentitySource, LookupOptions } from '../identity-source
 
 export type IdentityQuery = { readonly kind: 'number'; readonly e164: string } | { readonly kind: 'sip'; readonly sip: string };
 
-export type AttemptOutcome = 'found' | 'not-found' | 'error' | 'timeout';
+/** `skipped`: the source failed recently and is left alone until its retry time. */
+export type AttemptOutcome = 'found' | 'not-found' | 'error' | 'timeout' | 'skipped';
 
 export interface SourceAttempt {
   readonly source: string;
@@ -41,6 +42,8 @@ export interface SourceHealth {
   readonly lastError?: string;
   /** Epoch milliseconds of the last failure. */
   readonly lastErrorAt?: number;
+  /** Epoch milliseconds until which lookups skip the source (it is asked again after). */
+  readonly skippedUntil?: number;
 }
 
 export interface IdentityCacheOptions {
@@ -54,6 +57,12 @@ export interface IdentityChainOptions {
   readonly logger: Logger;
   /** Longest one source may take before the chain asks the next (config `mapping.sourceTimeoutMs`). */
   readonly sourceTimeoutMs: number;
+  /**
+   * After a failure the source is skipped for this long, so a directory that hangs costs one
+   * deadline per retry period rather than one per lookup (config `mapping.sourceRetryMs`; 0
+   * asks it every time).
+   */
+  readonly sourceRetryMs?: number;
   readonly cache: IdentityCacheOptions;
   /** Clock for cache expiry and health timestamps. */
   readonly now?: () => number;
@@ -69,6 +78,7 @@ interface MutableHealth {
   ok: boolean;
   lastError?: string;
   lastErrorAt?: number;
+  skippedUntil?: number;
 }
 
 class SourceTimeout extends Error {}
@@ -161,6 +171,11 @@ export class IdentityChain implements IdentitySource {
     const attempts: SourceAttempt[] = [];
     for (const source of this.options.sources) {
       if (signal?.aborted === true) break;
+      const skippedUntil = this.healthOf.get(source)?.skippedUntil;
+      if (skippedUntil !== undefined && this.now() < skippedUntil) {
+        attempts.push({ source: source.name, outcome: 'skipped', ms: 0, error: `failed recently; asked again from ${new Date(skippedUntil).toISOString()}` });
+        continue;
+      }
       const started = performance.now();
       try {
         const identity = await this.askOne(source, query, signal);
@@ -244,6 +259,7 @@ export class IdentityChain implements IdentitySource {
     const health = this.healthOf.get(source);
     if (health !== undefined && !health.ok) {
       health.ok = true;
+      delete health.skippedUntil;
       this.options.logger.info({ source: source.name }, 'identity source answers again');
     }
   }
@@ -255,6 +271,8 @@ export class IdentityChain implements IdentitySource {
       health.ok = false;
       health.lastError = error;
       health.lastErrorAt = this.now();
+      const retryMs = this.options.sourceRetryMs ?? 0;
+      if (retryMs > 0) health.skippedUntil = health.lastErrorAt + retryMs;
     }
     this.options.logger.warn({ source: source.name, error, ...(ms === undefined ? {} : { ms }) }, message);
   }

@@ -47,7 +47,7 @@ export function buildIdentityChain(mapping: Readonly<MappingConfig>, logger: Log
         break;
     }
   }
-  const chain = new IdentityChain({ sources, logger, sourceTimeoutMs: mapping.sourceTimeoutMs, cache: mapping.cache });
+  const chain = new IdentityChain({ sources, logger, sourceTimeoutMs: mapping.sourceTimeoutMs, sourceRetryMs: mapping.sourceRetryMs, cache: mapping.cache });
   return { chain, reloadable };
 }
 
