@@ -9,7 +9,8 @@
  * with N lookups in flight, alternating byNumber (default filter: exact and AD-spelling
  * substring assertions) and bySipAddress, for pool sizes 1 and 4; each phase in rounds, every
  * round printed with its p50/p99 latency, the median round summarised. slapd runs on the same
- * machine (2 cores here), so the figures include its CPU time competing with ours.
+ * machine (2 cores here), so the figures include its CPU time competing with ours; "µs CPU/lookup
+ * here" is this process's share alone (ldapts, filters, number normalisation).
  * Bounded in time: each round stops after its budget (about 35 s in all).
  */
 import { cpus, loadavg } from 'node:os';
@@ -29,6 +30,8 @@ interface Round {
   perSecond: number;
   p50Ms: number;
   p99Ms: number;
+  /** This process's CPU time per lookup (ldapts, filters, normalising): the bridge's share. */
+  cpuUsPerLookup: number;
 }
 
 function sourceFor(slapd: Slapd, overrides: Partial<LdapSourceConfig>): LdapSource {
@@ -60,6 +63,7 @@ async function lookup(source: LdapSource, i: number): Promise<void> {
 /** `inFlight` workers issue lookups back to back until `budgetMs` passes (or 1,000,000 lookups). */
 async function round(source: LdapSource, inFlight: number, budgetMs: number): Promise<Round> {
   const latencies: number[] = [];
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   const deadline = started + budgetMs;
   let issued = 0;
@@ -73,12 +77,14 @@ async function round(source: LdapSource, inFlight: number, budgetMs: number): Pr
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
   const elapsed = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
   return {
     lookups: latencies.length,
     perSecond: (latencies.length / elapsed) * 1000,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
+    cpuUsPerLookup: (cpu.user + cpu.system) / latencies.length,
   };
 }
 
@@ -93,12 +99,14 @@ async function phase(slapd: Slapd, label: string, poolSize: number, inFlight: nu
       all.push(result);
       console.log(
         `${`${label} #${r + 1}`.padEnd(36)} ${fmt(result.perSecond).padStart(7)} lookups/s   ` +
-          `p50 ${fmt(result.p50Ms, 3)} ms, p99 ${fmt(result.p99Ms, 3)} ms   (${fmt(result.lookups)} lookups)`,
+          `p50 ${fmt(result.p50Ms, 3)} ms, p99 ${fmt(result.p99Ms, 3)} ms   ` +
+          `${fmt(result.cpuUsPerLookup)} µs CPU/lookup here   (${fmt(result.lookups)} lookups)`,
       );
     }
     const median = [...all].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(rounds / 2)]!;
     console.log(
-      `${label}: median round ${fmt(median.perSecond)} lookups/s, p50 ${fmt(median.p50Ms, 3)} ms, p99 ${fmt(median.p99Ms, 3)} ms; ` +
+      `${label}: median round ${fmt(median.perSecond)} lookups/s, p50 ${fmt(median.p50Ms, 3)} ms, p99 ${fmt(median.p99Ms, 3)} ms, ` +
+        `${fmt(median.cpuUsPerLookup)} µs CPU/lookup here; ` +
         `connections opened ${source.poolStats().opened}`,
     );
   } finally {

@@ -7,6 +7,7 @@ import {
   escapeFilterValue,
   jidOf,
   numberPattern,
+  withoutSeparators,
   parseSipAddress,
   sipAddressOf,
 } from '../../src/mapping/identity/ldap-filter.js';
@@ -167,5 +168,16 @@ describe('directoryNumberToE164', () => {
         expect(directoryNumberToE164(spelled)).toBe(e164);
       }),
     );
+  });
+});
+
+describe('withoutSeparators', () => {
+  it.each([
+    ['+1 (555) 123-4567', '+15551234567'],
+    ['+44 20/7946.0958', '+442079460958'],
+    ['tel:+15551234567', 'tel:+15551234567'],
+    ['+1 555 123 4567 x100', '+15551234567x100'],
+  ])('%s → %s', (value, compact) => {
+    expect(withoutSeparators(value)).toBe(compact);
   });
 });

@@ -141,3 +141,8 @@ export function directoryNumberToE164(value: string, defaultRegion?: string): st
     return undefined;
   }
 }
+
+/** A telephone value with its visual separators (RFC 3966 §3, plus spaces and slashes) removed. */
+export function withoutSeparators(value: string): string {
+  return value.replace(/[\s\-.()/]/g, '');
+}

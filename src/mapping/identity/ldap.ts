@@ -16,6 +16,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
 import type { Logger } from 'pino';
 import { BridgeError } from '../../core/errors.js';
+import { isE164Form } from '../e164.js';
 import type { Identity, IdentitySource, LookupOptions } from '../identity-source.js';
 import {
   FilterTemplate,
@@ -25,6 +26,7 @@ import {
   parseSipAddress,
   sipAddressOf,
   valuesOf,
+  withoutSeparators,
   type DirectoryEntry,
 } from './ldap-filter.js';
 import { ConnectionPool, abortedError, stoppedError, type PoolStats } from './ldap-pool.js';
@@ -161,7 +163,8 @@ export class LdapSource implements IdentitySource {
   }
 
   async byNumber(e164: string, options: LookupOptions = {}): Promise<Identity | undefined> {
-    const number = directoryNumberToE164(e164, this.config.defaultRegion);
+    // Already in `+` form (what the interface asks for): no need for the full normaliser (~40 µs).
+    const number = isE164Form(e164) ? e164 : directoryNumberToE164(e164, this.config.defaultRegion);
     if (number === undefined) {
       this.logger.debug({ number: e164 }, 'not an E.164 number; not asking the directory');
       return undefined;
@@ -172,7 +175,10 @@ export class LdapSource implements IdentitySource {
     // rules: keep only the people whose number, normalised, is the one asked for.
     const region = this.config.defaultRegion;
     const holdsNumber = (entry: DirectoryEntry): boolean =>
-      this.numberCheckAttributes.some((attr) => valuesOf(entry, attr).some((v) => directoryNumberToE164(v, region) === number));
+      this.numberCheckAttributes.some((attr) =>
+        // Separators aside equal to the (valid) number asked for: the normaliser would agree.
+        valuesOf(entry, attr).some((v) => withoutSeparators(v) === number || directoryNumberToE164(v, region) === number),
+      );
     const matches = entries.filter(holdsNumber);
     return this.onePerson(matches, { number }, number);
   }
