@@ -94,6 +94,7 @@ describe('StaticSource from a file', () => {
     ['YAML that is not a list', 'bad6.yaml', 'alice: +15551234567\n', /expected a list/],
     ['a YAML row without sip', 'bad7.yaml', '- { e164: "+15551234567" }\n', /row 0: sip: missing/],
     ['a YAML row with an unknown key', 'bad8.yaml', '- { e164: "+15551234567", sip: "sip:a@x.example", phone: 1 }\n', /row 0: unknown key phone/],
+    ['an unquoted YAML number', 'bad10.yaml', '- { e164: +15551234567, sip: "sip:a@x.example" }\n', /row 0: e164: a YAML number; quote it/],
     ['a SIP address that is not one', 'bad9.yaml', '- { e164: "+15551234567", sip: alice }\n', /sip "alice" is not a SIP address/],
   ];
   it.each(bad)('refuses %s at start-up, naming the place', async (_name, name, text, expected) => {

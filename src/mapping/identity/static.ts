@@ -162,6 +162,8 @@ function parseYamlRows(text: string, file: string): ParsedRows {
     if (!isRecord(row)) throw invalid(`${file}: row ${i}: expected a mapping {e164, sip, xmpp?, canonical?}`);
     const unknown = Object.keys(row).filter((k) => !['e164', 'sip', 'xmpp', 'canonical'].includes(k));
     if (unknown.length > 0) throw invalid(`${file}: row ${i}: unknown key ${unknown.join(', ')}`);
+    // YAML reads an unquoted +15551234567 as the integer 15551234567, losing the "+".
+    if (typeof row['e164'] === 'number') throw invalid(`${file}: row ${i}: e164: a YAML number; quote it ("+15551234567") so the + and leading zeros stay`);
     for (const key of ['e164', 'sip'] as const) {
       if (typeof row[key] !== 'string') throw invalid(`${file}: row ${i}: ${key}: missing (expected string)`);
     }
