@@ -229,8 +229,21 @@ describe('bridge with the identity chain', () => {
     expect(delivered).toMatchObject({ to: { user: 'carol', domain: 'corp.example' } });
   });
 
-  it('refuses a number nobody knows with item-not-found', async () => {
+  it('says "try later", not "no such person", for a number unknown while a source is down', async () => {
     const { adapters } = await started();
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15550000000'))).rejects.toMatchObject({
+      code: 'IDENTITY_SOURCES_DOWN',
+      condition: 'remote-server-timeout',
+      retryable: true,
+    });
+  });
+
+  it('refuses a number every source says it does not know with item-not-found', async () => {
+    const table = new StaticSource({ name: 'static', rows: [], defaultRegion: 'US', logger: silentLogger() });
+    const chain = new IdentityChain({ sources: [table], logger: silentLogger(), sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+    const { bridge, adapters } = build({ identities: chain, defaultRegion: 'US' });
+    await bridge.start();
+    stop = () => bridge.stop();
     await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15550000000'))).rejects.toMatchObject({ code: 'ADDRESS_UNMAPPED', condition: 'item-not-found' });
   });
 

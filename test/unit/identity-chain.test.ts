@@ -120,7 +120,7 @@ describe('IdentityChain degradation', () => {
     const down = new TableSource('ldap', [alice]);
     down.mode = 'throw';
     const chain = chainOf([down, new TableSource('static')], { now: () => now, sourceRetryMs: 5000 });
-    await chain.byNumber('+15550000001');
+    await chain.lookup({ kind: 'number', e164: '+15550000001' });
     const skipped = await chain.lookup({ kind: 'number', e164: '+15550000002' });
     expect(skipped.attempts[0]).toMatchObject({ source: 'ldap', outcome: 'skipped' });
     expect(chain.health()[0]).toMatchObject({ ok: false, skippedUntil: 15_000 });
@@ -135,7 +135,7 @@ describe('IdentityChain degradation', () => {
     const down = new TableSource('ldap');
     down.mode = 'throw';
     const { logger, lines } = capturingLogger();
-    await chainOf([down], { logger }).byNumber('+15551234567');
+    await chainOf([down], { logger }).lookup({ kind: 'number', e164: '+15551234567' });
     expect(lines()).toContainEqual(expect.objectContaining({ level: 40, source: 'ldap', error: 'ldap is down' }));
   });
 
@@ -154,7 +154,7 @@ describe('IdentityChain degradation', () => {
     const flaky = new TableSource('ldap', [alice]);
     flaky.mode = 'throw';
     const chain = chainOf([flaky], { cache: { ...cache, ttlMs: 0, negativeTtlMs: 0 } });
-    await chain.byNumber(alice.e164 as string);
+    await chain.lookup({ kind: 'number', e164: alice.e164 as string });
     flaky.mode = 'answer';
     await chain.byNumber(alice.e164 as string);
     expect(chain.health()[0]).toMatchObject({ ok: true, lastError: 'ldap is down' });
@@ -202,11 +202,11 @@ describe('IdentityChain cache', () => {
     expect(source.asked).toBe(2);
   });
 
-  it('does not remember a miss while a source is down', async () => {
+  it('does not remember a miss while a source is down, and calls it unknown rather than nobody', async () => {
     const down = new TableSource('ldap', [alice]);
     down.mode = 'throw';
     const chain = chainOf([down]);
-    expect(await chain.byNumber(alice.e164 as string)).toBeUndefined();
+    await expect(chain.byNumber(alice.e164 as string)).rejects.toMatchObject({ code: 'IDENTITY_SOURCES_DOWN', retryable: true });
     down.mode = 'answer';
     expect(await chain.byNumber(alice.e164 as string)).toEqual(alice);
   });

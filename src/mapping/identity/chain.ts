@@ -126,12 +126,18 @@ export class IdentityChain implements IdentitySource {
     await Promise.allSettled(this.options.sources.map((s) => s.stop?.()));
   }
 
+  /**
+   * The person a number belongs to; undefined only when every source said it does not know it.
+   * When none knew it but a source could not be asked, the answer is unknown, not "nobody":
+   * rejects with a retryable BridgeError, so the sender hears "try later" rather than "no such
+   * person" while a directory is down.
+   */
   async byNumber(e164: string, options?: LookupOptions): Promise<Identity | undefined> {
-    return (await this.lookup({ kind: 'number', e164 }, options)).identity;
+    return definite(await this.lookup({ kind: 'number', e164 }, options));
   }
 
   async bySipAddress(sip: string, options?: LookupOptions): Promise<Identity | undefined> {
-    return (await this.lookup({ kind: 'sip', sip }, options)).identity;
+    return definite(await this.lookup({ kind: 'sip', sip }, options));
   }
 
   /** Resolves a query and says how: the `lookup` command's view of the chain. */
@@ -284,4 +290,15 @@ function elapsed(started: number): number {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function definite(trace: LookupTrace): Identity | undefined {
+  if (trace.identity !== undefined) return trace.identity;
+  const unasked = trace.attempts.filter((a) => a.outcome !== 'not-found').map((a) => a.source);
+  if (unasked.length === 0) return undefined;
+  const what = trace.query.kind === 'number' ? trace.query.e164 : trace.query.sip;
+  throw new BridgeError('IDENTITY_SOURCES_DOWN', `no identity source knows ${what}, and ${unasked.join(', ')} could not be asked`, {
+    condition: 'remote-server-timeout',
+    retryable: true,
+  });
 }
