@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the integration tests start on loopback, from Debian packages:
 #   prosody (XMPP server), kamailio (SIP proxy), sip-tester (sipp), slapd + ldap-utils
-#   (OpenLDAP directory), dnsmasq-base (DNS server for ENUM NAPTR records).
+#   (OpenLDAP directory), dnsmasq-base (DNS server for ENUM NAPTR records), openssl (test CA
+#   for the directory's TLS).
 # Usage: scripts/install-test-peers.sh           install what is missing (needs root)
 #        scripts/install-test-peers.sh --check   list what is missing, exit 1 if anything is
 set -euo pipefail
@@ -14,6 +15,7 @@ PEERS=(
   "slapd:slapd"
   "ldap-utils:ldapadd"
   "dnsmasq-base:dnsmasq"
+  "openssl:openssl"
 )
 
 missing=()
@@ -32,7 +34,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers present: prosody, kamailio, sipp, slapd, ldap-utils, dnsmasq"
+  echo "test peers present: prosody, kamailio, sipp, slapd, ldap-utils, dnsmasq, openssl"
   exit 0
 fi
 
