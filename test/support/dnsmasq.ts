@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, tcpAccepts, waitFor } from './ports.js';
+import { stopProcess } from './process.js';
 
 export interface DnsmasqNaptr {
   readonly name: string;
@@ -122,15 +123,7 @@ export async function startDnsmasq(opts: DnsmasqOptions): Promise<Dnsmasq> {
     }
   };
 
-  const halt = async (): Promise<void> => {
-    const proc = child;
-    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGCONT'); // a frozen (SIGSTOPped) server would never act on SIGTERM
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const halt = (): Promise<void> => stopProcess(child);
 
   try {
     await launch();

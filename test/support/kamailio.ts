@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, tcpAccepts, waitFor } from './ports.js';
+import { stopProcess } from './process.js';
 
 export interface KamailioRoute {
   /** Request-URI domain this route takes. */
@@ -62,13 +63,7 @@ export async function startKamailio(options: KamailioOptions): Promise<Kamailio>
     uri: (transport) => `sip:127.0.0.1:${port};transport=${transport}`,
     output: () => output,
     async stop() {
-      if (!exited) {
-        const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await gone;
-        clearTimeout(timer);
-      }
+      await stopProcess(child);
       await rm(dir, { recursive: true, force: true });
     },
   };

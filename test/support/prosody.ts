@@ -8,6 +8,7 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, tcpAccepts, waitFor } from './ports.js';
+import { stopProcess } from './process.js';
 
 export interface ProsodyOptions {
   /** The VirtualHost users live on. */
@@ -143,15 +144,7 @@ async function startIn(dir: string, opts: ProsodyOptions): Promise<Prosody> {
     }
   };
 
-  const halt = async (): Promise<void> => {
-    const proc = child;
-    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGCONT'); // a frozen (SIGSTOPped) server would never act on SIGTERM
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const halt = (): Promise<void> => stopProcess(child);
 
   await launch();
 

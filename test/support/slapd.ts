@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, tcpAccepts, waitFor } from './ports.js';
+import { stopProcess } from './process.js';
 
 const INSTALL_HINT = 'install the test peers with scripts/install-test-peers.sh';
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/ldap');
@@ -159,15 +160,7 @@ async function startIn(dir: string, opts: SlapdOptions): Promise<Slapd> {
     }
   };
 
-  const halt = async (): Promise<void> => {
-    const proc = child;
-    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGCONT');
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const halt = (): Promise<void> => stopProcess(child);
 
   const log = (): Promise<string> => readFile(logPath, 'utf8').catch(() => '');
 
