@@ -17,11 +17,8 @@ export const QUEUE_FOR: Readonly<Record<Side, string>> = { sip: 'to-sip', xmpp: 
 
 export interface RouterOptions {
   translator: AddressTranslator;
-  /**
-   * Resolves numbers XMPP users write to (`+15551234567@<component>`): the identity chain.
-   * Without it the translator's own table (`identities`) is used.
-   */
-  identities?: IdentitySource;
+  /** Resolves numbers XMPP users write to (`+15551234567@<component>`): the identity chain. */
+  identities: IdentitySource;
   /** Region for numbers written without a country code (config `mapping.defaultRegion`). */
   defaultRegion?: string;
   queue: Queue;
@@ -70,7 +67,6 @@ export class Router {
     const t = this.options.translator;
     if (event.origin !== 'xmpp') return { from: t.sipSenderToXmpp(event.from), to: t.sipRecipientToXmpp(event.to) };
     const from = t.xmppSenderToSip(event.from);
-    if (this.options.identities === undefined) return { from, to: t.xmppRecipientToSip(event.to) };
     const recipient = t.xmppRecipient(event.to);
     return { from, to: recipient.kind === 'sip' ? recipient.address : await this.resolveNumber(recipient.number, this.options.identities) };
   }

@@ -19,7 +19,6 @@
 import { BridgeError } from '../core/errors.js';
 import type { Address, Side } from '../core/events.js';
 import { normalizeHost } from './domain.js';
-import { StaticIdentityTable, isE164, type IdentityEntry } from './identity.js';
 import { escapeNode, unescapeNode } from './jid-escape.js';
 
 export interface TranslatorOptions {
@@ -27,8 +26,6 @@ export interface TranslatorOptions {
   componentDomain: string;
   /** Domains of the XMPP users that SIP users may write to. */
   xmppDomains: readonly string[];
-  /** Numbers xmppRecipientToSip resolves itself; the router resolves through the identity chain instead. */
-  identities?: readonly IdentityEntry[];
 }
 
 /**
@@ -40,23 +37,11 @@ export type XmppRecipient = { readonly kind: 'sip'; readonly address: Address } 
 export class AddressTranslator {
   private readonly componentDomain: string;
   private readonly xmppDomains: ReadonlySet<string>;
-  private readonly identities: StaticIdentityTable;
 
   /** @throws BridgeError `IDENTITY_INVALID` for a bad identity entry, `DOMAIN_INVALID` for a bad domain. */
   constructor(opts: TranslatorOptions) {
     this.componentDomain = configuredDomain(opts.componentDomain, 'xmpp.component');
     this.xmppDomains = new Set(opts.xmppDomains.map((d, i) => configuredDomain(d, `mapping.xmppDomains[${i}]`)));
-    this.identities = new StaticIdentityTable(opts.identities ?? []);
-  }
-
-  /**
-   * The SIP address an XMPP user reaches by writing to `to` on the component domain: a number
-   * in the identity table, or an XEP-0106-escaped `user\40host`. The resource is not mapped
-   * (RFC 7247 §6.5 step 8 makes the GRUU mapping optional).
-   */
-  xmppRecipientToSip(to: Address): Address {
-    const recipient = this.xmppRecipient(to);
-    return recipient.kind === 'sip' ? recipient.address : this.numberToSip(recipient.number);
   }
 
   /**
@@ -128,19 +113,6 @@ export class AddressTranslator {
       throw jidMalformed(`SIP sender "${from.user}@${from.domain}" has no user or no valid host`);
     }
     return { side: 'xmpp', user: this.sipUserToLocalpart(`${from.user}@${domain}`), domain: this.componentDomain };
-  }
-
-  private numberToSip(localpart: string): Address {
-    if (!isE164(localpart)) {
-      throw jidMalformed(`"${localpart}" is neither an E.164 number such as +15551234567 nor an escaped SIP address`);
-    }
-    const sip = this.identities.sipForE164(localpart);
-    if (sip === undefined) {
-      throw new BridgeError('ADDRESS_UNMAPPED', `no SIP address is configured for ${localpart}`, {
-        condition: 'item-not-found',
-      });
-    }
-    return sip;
   }
 
   private sipUserToLocalpart(sipUser: string, sipStatus?: number): string {

@@ -35,15 +35,18 @@ class RecordingAdapter implements Adapter {
 
 const COMPONENT = 'sip.xmpp.test';
 
+/** Alice's number in a static source: the chain every test routes numbers through unless it brings its own. */
+function aliceOnly(): IdentitySource {
+  const logger = silentLogger();
+  const table = new StaticSource({ name: 'static', rows: [{ e164: '+15551234567', sip: 'sip:alice@corp.example' }], logger });
+  return new IdentityChain({ sources: [table], logger, sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+}
+
 function build(routing: { identities?: IdentitySource; defaultRegion?: string } = {}) {
   const logger = silentLogger();
   const queue = new MemoryQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
-  const translator = new AddressTranslator({
-    componentDomain: COMPONENT,
-    xmppDomains: ['xmpp.test'],
-    identities: [{ e164: '+15551234567', sip: 'sip:alice@corp.example' }],
-  });
-  const router = new Router({ translator, queue, logger, ...routing });
+  const translator = new AddressTranslator({ componentDomain: COMPONENT, xmppDomains: ['xmpp.test'] });
+  const router = new Router({ translator, queue, logger, ...routing, identities: routing.identities ?? aliceOnly() });
   const adapters = {} as Record<Side, RecordingAdapter>;
   const bridge = new Bridge({
     queue,
