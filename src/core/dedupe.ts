@@ -22,6 +22,10 @@ export class DedupeWindow {
     this.evict(now);
   }
 
+  delete(key: string): void {
+    this.expiry.delete(key);
+  }
+
   get size(): number {
     return this.expiry.size;
   }

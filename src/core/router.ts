@@ -54,9 +54,17 @@ export class Router {
       this.options.logger.info({ event: event.id, dedupeKey: event.dedupeKey }, 'repeated message absorbed');
       return;
     }
-    const routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to } };
-    await this.enqueue(routed);
+    // Claimed before the identity lookup awaits, so a copy arriving meanwhile (a retransmission
+    // on a new transaction) is absorbed too; released if this one is not queued after all.
     this.seen.add(event.dedupeKey, now);
+    let routed: CanonicalEvent;
+    try {
+      routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to } };
+      await this.enqueue(routed);
+    } catch (err) {
+      this.seen.delete(event.dedupeKey);
+      throw err;
+    }
     this.options.logger.info(
       { event: event.id, kind: event.kind, from: formatAddress(routed.from), to: formatAddress(routed.to) },
       'event routed',

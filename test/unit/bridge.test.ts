@@ -116,6 +116,40 @@ describe('bridge', () => {
     expect(adapters.sip.sent.map((e) => (e.kind === 'message' ? e.body : e.kind))).toEqual(['once', 'marker']);
   });
 
+  it('delivers once when a copy arrives while the first is still being looked up', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: IdentitySource = {
+      name: 'slow',
+      byNumber: async () => {
+        await gate;
+        return { e164: '+15551234567', sip: 'sip:alice@corp.example' };
+      },
+      bySipAddress: async () => undefined,
+    };
+    const { bridge, adapters } = build({ identities: slow });
+    await bridge.start();
+    stop = () => bridge.stop();
+
+    const first = adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'once', 'same-id'));
+    const copy = adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'once', 'same-id'));
+    release();
+    await Promise.all([first, copy]);
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'marker', 'next-id'));
+
+    await waitFor('marker delivered', () => adapters.sip.sent.some((e) => e.kind === 'message' && e.body === 'marker') || undefined);
+    expect(adapters.sip.sent.map((e) => (e.kind === 'message' ? e.body : e.kind))).toEqual(['once', 'marker']);
+  });
+
+  it('does not absorb the resend of a message that was refused (it is asked again, not taken as a repeat)', async () => {
+    const { bridge, adapters } = build({ identities: { name: 'down', byNumber: async () => Promise.reject(new Error('down')), bySipAddress: async () => undefined } });
+    await bridge.start();
+    stop = () => bridge.stop();
+
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'retry me', 'r-1'))).rejects.toBeDefined();
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'retry me', 'r-1'))).rejects.toBeDefined();
+  });
+
   it('refuses an unmapped number at once, before anything is queued', async () => {
     const { bridge, adapters } = build();
     await bridge.start();
