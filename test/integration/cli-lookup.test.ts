@@ -3,7 +3,6 @@
  * table is a CSV file, it says which source answered, the person's addresses on both sides and
  * how long each source took. And `start` re-reads that file on SIGHUP.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,31 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { freePort } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI from source; `until` lets a test act on output (e.g. send a signal) before exit. */
-function cli(args: string[], until?: (stdout: string, signal: (s: NodeJS.Signals) => void) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      until?.(stdout, (s) => child.kill(s));
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { cli } from '../support/cli.js';
 
 const COMPONENT = 'sip.xmpp.test';
 let config: string;

@@ -2,7 +2,6 @@
  * The command line as an administrator meets it: config errors name the key, a refused
  * component secret stops start-up with a clear message, a good config runs until SIGTERM.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,31 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { freePort } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI from source; `until` lets a test act on output (e.g. send SIGTERM) before exit. */
-function cli(args: string[], until?: (stdout: string, kill: () => void) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      until?.(stdout, () => child.kill('SIGTERM'));
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { cli } from '../support/cli.js';
 
 let prosody: Prosody;
 let dir: string;
@@ -84,8 +59,8 @@ describe('sip-xmpp-bridge CLI', () => {
   });
 
   it('start runs with a good configuration and exits 0 on SIGTERM', async () => {
-    const run = await cli(['start', '--config', await configFile('good.yaml', prosody.secret)], (stdout, kill) => {
-      if (stdout.includes('"bridge started"')) kill();
+    const run = await cli(['start', '--config', await configFile('good.yaml', prosody.secret)], (stdout, signal) => {
+      if (stdout.includes('"bridge started"')) signal('SIGTERM');
     });
     expect(run.stdout).toContain('"msg":"XMPP component online"');
     expect(run.stdout).toContain('"msg":"bridge stopped"');

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BridgeError } from '../../src/core/errors.js';
 import {
   MAX_ERE_CHOICES,
   applySubstitution,
@@ -13,16 +12,7 @@ import {
   xmppBareJid,
   type NaptrRecord,
 } from '../../src/mapping/enum-rewrite.js';
-
-function refusal(f: () => unknown): BridgeError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof BridgeError) return err;
-    throw err;
-  }
-  throw new Error('expected a BridgeError, nothing was thrown');
-}
+import { refusal } from '../support/refusal.js';
 
 function naptr(fields: Partial<NaptrRecord>): NaptrRecord {
   return { order: 100, preference: 10, flags: 'u', service: 'E2U+sip', regexp: '', replacement: '', ...fields };

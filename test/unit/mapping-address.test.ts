@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { BridgeError } from '../../src/core/errors.js';
 import type { Address } from '../../src/core/events.js';
 import { AddressTranslator, localpartProblem } from '../../src/mapping/address.js';
+import { refusal } from '../support/refusal.js';
 
 const COMPONENT = 'sip.example.com';
 const XMPP_DOMAIN = 'xmpp.example.org';
@@ -21,16 +22,6 @@ function sipAddressAt(to: Address): Address {
   const recipient = translator.xmppRecipient(to);
   if (recipient.kind !== 'sip') throw new Error(`expected an escaped SIP address, got the number ${recipient.number}`);
   return recipient.address;
-}
-
-function refusal(f: () => unknown): BridgeError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof BridgeError) return err;
-    throw err;
-  }
-  throw new Error('expected a BridgeError, nothing was thrown');
 }
 
 // The issue's odd characters, each inside a SIP user part, with its XEP-0106 wire form.

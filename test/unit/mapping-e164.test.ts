@@ -1,18 +1,8 @@
 import fc from 'fast-check';
 import { getCountries, getCountryCallingCode } from 'libphonenumber-js';
 import { describe, expect, it } from 'vitest';
-import { BridgeError } from '../../src/core/errors.js';
 import { E164Normalizer, isE164Form, normalizeE164, type E164Number } from '../../src/mapping/e164.js';
-
-function refusal(f: () => unknown): BridgeError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof BridgeError) return err;
-    throw err;
-  }
-  throw new Error('expected a BridgeError, nothing was thrown');
-}
+import { refusal } from '../support/refusal.js';
 
 describe('normalizeE164 accepts every spelling of a number', () => {
   const cases: Array<[string, string | undefined, E164Number]> = [

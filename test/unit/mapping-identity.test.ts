@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BridgeError } from '../../src/core/errors.js';
 import { isE164, parseSipAor } from '../../src/mapping/identity.js';
 import { IdentityTable } from '../../src/mapping/identity/static.js';
-
-function refusal(f: () => unknown): BridgeError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof BridgeError) return err;
-    throw err;
-  }
-  throw new Error('expected a BridgeError, nothing was thrown');
-}
+import { refusal } from '../support/refusal.js';
 
 const at = (i: number) => `mapping.identities[${i}]`;
 

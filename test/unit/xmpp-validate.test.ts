@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import xml from '@xmpp/xml';
-import { BridgeError } from '../../src/core/errors.js';
 import { validateOutbound } from '../../src/adapters/xmpp/validate.js';
+import { refusal } from '../support/refusal.js';
 
 const limits = { component: 'sip.xmpp.test', maxStanzaBytes: 2048 };
 const message = (from: string | undefined, body = 'hi', to: string | null = 'juliet@xmpp.test') =>
   xml('message', { from, to: to ?? undefined, id: 'm' }, xml('body', {}, body));
-
-function refusal(fn: () => unknown): BridgeError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof BridgeError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('validateOutbound', () => {
   it.each(['bob@sip.xmpp.test', 'sip.xmpp.test', 'bob@sip.xmpp.test/res', 'alice\\40corp.example@sip.xmpp.test'])(
