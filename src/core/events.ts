@@ -68,8 +68,69 @@ export interface FailureEvent extends EventBase {
   readonly sipStatus?: number;
 }
 
-// `presence`, `subscription` and `probe` join this union in later phases (DESIGN.md).
-export type CanonicalEvent = MessageEvent | FailureEvent;
+/**
+ * How available a person is: XMPP `<show/>` values plus `available` (no show) and
+ * `unavailable`, the common ground RFC 8048 §4.3 and §5.3 map PIDF/RPID to and from.
+ */
+export type Availability = 'available' | 'chat' | 'away' | 'xa' | 'dnd' | 'unavailable';
+
+export const AVAILABILITIES: readonly Availability[] = ['available', 'chat', 'away', 'xa', 'dnd', 'unavailable'];
+
+/**
+ * One presence change of `from` (the presentity) for `to` (one watcher). `from.resource` names
+ * the device (XMPP resource, PIDF tuple id) when one is known.
+ */
+export interface PresenceEvent extends EventBase {
+  readonly kind: 'presence';
+  readonly availability: Availability;
+  /** Free text (XMPP `<status/>`, PIDF `<note/>`). */
+  readonly note?: string;
+  /** XMPP priority, -128..127, when it came from XMPP. */
+  readonly priority?: number;
+}
+
+/**
+ * Subscription state changes in XMPP's terms (RFC 6121 §3, RFC 8048 §4.1/§5.1):
+ * - `subscribe`: `from` (watcher) asks to see `to` (presentity);
+ * - `approve`: `from` (presentity) lets `to` (watcher) see it;
+ * - `deny`: `from` (presentity) refuses or revokes `to`'s subscription (XMPP `unsubscribed`);
+ * - `unsubscribe`: `from` (watcher) stops watching `to`;
+ * - `cancel`: `from` (presentity) ends a subscription that was active (SIP terminated after active).
+ */
+export type SubscriptionAction = 'subscribe' | 'approve' | 'deny' | 'unsubscribe' | 'cancel';
+
+export interface SubscriptionEvent extends EventBase {
+  readonly kind: 'subscription';
+  readonly action: SubscriptionAction;
+}
+
+/** `from` (a watcher) asks for `to`'s current presence (XMPP `probe`, RFC 6121 §4.3). */
+export interface ProbeEvent extends EventBase {
+  readonly kind: 'probe';
+}
+
+export type CanonicalEvent = MessageEvent | FailureEvent | PresenceEvent | SubscriptionEvent | ProbeEvent;
+
+interface NewEventBase {
+  origin: Side;
+  from: Address;
+  to: Address;
+  dedupeKey: string;
+  createdAt: number;
+  originRef?: string;
+}
+
+export function presenceEvent(p: NewEventBase & { availability: Availability; note?: string; priority?: number }): PresenceEvent {
+  return { kind: 'presence', id: newEventId(), ...stripUndefined(p) } as PresenceEvent;
+}
+
+export function subscriptionEvent(s: NewEventBase & { action: SubscriptionAction }): SubscriptionEvent {
+  return { kind: 'subscription', id: newEventId(), ...stripUndefined(s) } as SubscriptionEvent;
+}
+
+export function probeEvent(p: NewEventBase): ProbeEvent {
+  return { kind: 'probe', id: newEventId(), ...stripUndefined(p) } as ProbeEvent;
+}
 
 export interface NewMessage {
   origin: Side;

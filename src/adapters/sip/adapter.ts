@@ -111,6 +111,14 @@ export class SipAdapter implements Adapter {
       );
       return Promise.resolve();
     }
+    if (event.kind !== 'message') {
+      return Promise.reject(
+        new BridgeError('SIP_PRESENCE_UNSUPPORTED', `${event.kind} events are not bridged to SIP yet`, {
+          condition: 'feature-not-implemented',
+          retryable: false,
+        }),
+      );
+    }
     return this.track(this.sendMessage(event));
   }
 

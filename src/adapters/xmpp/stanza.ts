@@ -98,6 +98,7 @@ export function toStanza(event: CanonicalEvent): Element {
       event.thread === undefined ? undefined : xml('thread', {}, event.thread),
     );
   }
+  if (event.kind !== 'failure') throw new Error(`${event.kind} events are not rendered to XMPP yet`);
   // RFC 6120 §8.3.2: the failure of a message is a message of type error, with the id of the
   // stanza that failed (§8.3.1 rule 3), from the address it was sent to.
   return xml(

@@ -1,0 +1,54 @@
+/**
+ * Subscription state (issue 4): every presence subscription the bridge takes part in, on
+ * either side, as plain JSON records, so a Redis backend (issue 5) can hold the same thing.
+ *
+ * - `notifier`: a SIP watcher subscribed to an XMPP user through us (RFC 6665 notifier role);
+ *   `data` holds the SIP dialog we NOTIFY in.
+ * - `subscriber`: an XMPP user watches a SIP user; we hold the SIP subscription (RFC 6665
+ *   subscriber role) and refresh it; `data` holds that dialog and the last presence received.
+ *
+ * Expiry is by time, not by timer: `takeExpired(now)` removes and returns what is due, so one
+ * scheduler (see ./expiry.ts) serves any number of subscriptions, and a Redis backend can do
+ * the same with a sorted set.
+ */
+
+export type SubscriptionRole = 'notifier' | 'subscriber';
+
+/** RFC 6665 §4.1.3 Subscription-State values as the bridge tracks them. */
+export type SubscriptionState = 'pending' | 'active' | 'terminated';
+
+export interface SubscriptionRecord<D = unknown> {
+  /** Unique key, e.g. the SIP dialog id (Call-ID + tags). */
+  readonly id: string;
+  readonly role: SubscriptionRole;
+  /** Watcher in canonical `user@domain` form of its own side (e.g. `alice@corp.example`). */
+  readonly watcher: string;
+  /** Presentity in canonical `user@domain` form of its own side. */
+  readonly presentity: string;
+  readonly state: SubscriptionState;
+  /** Epoch milliseconds at which the subscription ends unless refreshed. */
+  readonly expiresAt: number;
+  /** Protocol data (dialog state, last presence), JSON-serialisable. */
+  readonly data: D;
+}
+
+export interface SubscriptionStore {
+  /** Inserts or replaces the record with this id (its expiry is rescheduled). */
+  put<D>(record: SubscriptionRecord<D>): Promise<void>;
+  get<D>(id: string): Promise<SubscriptionRecord<D> | undefined>;
+  /** True when a record was removed. */
+  delete(id: string): Promise<boolean>;
+  /** Records of one presentity (optionally of one role), in no particular order. */
+  byPresentity<D>(presentity: string, role?: SubscriptionRole): Promise<SubscriptionRecord<D>[]>;
+  /** Records of one watcher (optionally of one role). */
+  byWatcher<D>(watcher: string, role?: SubscriptionRole): Promise<SubscriptionRecord<D>[]>;
+  /** Every record of a role, at most `limit` (for re-probing after a reconnect). */
+  list<D>(role: SubscriptionRole, limit: number): Promise<SubscriptionRecord<D>[]>;
+  /** Removes and returns up to `limit` records with `expiresAt <= now`, earliest first. */
+  takeExpired<D>(now: number, limit: number): Promise<SubscriptionRecord<D>[]>;
+  /** Earliest `expiresAt` held, or undefined when empty (the scheduler sleeps until then). */
+  nextExpiry(): Promise<number | undefined>;
+  /** Number of records, for metrics and bounds. */
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
