@@ -2,15 +2,18 @@
 # Installs the real peers the integration tests start on loopback, from Debian packages:
 #   prosody (XMPP server), kamailio (SIP proxy), sip-tester (sipp), slapd + ldap-utils
 #   (OpenLDAP directory), dnsmasq-base (DNS server for ENUM NAPTR records), openssl (test CA
-#   for the directory's TLS).
+#   for the directory's TLS), kamailio-presence-modules + kamailio-sqlite-modules (Kamailio as a
+#   presence server for the presence tests).
 # Usage: scripts/install-test-peers.sh           install what is missing (needs root)
 #        scripts/install-test-peers.sh --check   list what is missing, exit 1 if anything is
 set -euo pipefail
 
-# package:binary pairs
+# package:binary pairs (a binary starting with / is a file that must exist)
 PEERS=(
   "prosody:prosody"
   "kamailio:kamailio"
+  "kamailio-presence-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/presence_xml.so"
+  "kamailio-sqlite-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so"
   "sip-tester:sipp"
   "slapd:slapd"
   "ldap-utils:ldapadd"
@@ -22,7 +25,11 @@ missing=()
 for pair in "${PEERS[@]}"; do
   pkg=${pair%%:*}
   bin=${pair##*:}
-  command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+  if [ "${bin#/}" != "$bin" ]; then
+    [ -e "$bin" ] || missing+=("$pkg")
+  else
+    command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+  fi
 done
 
 if [ "${1:-}" = "--check" ]; then
@@ -34,7 +41,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers present: prosody, kamailio, sipp, slapd, ldap-utils, dnsmasq, openssl"
+  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl"
   exit 0
 fi
 
