@@ -9,17 +9,23 @@
  * SIP user parts here are unescaped (the codec decodes and re-encodes %XX, RFC 7247 §6.4 step 3
  * and §6.5 step 5); JID localparts are as on the wire (XEP-0106 escaped).
  *
- * Case: hosts are lower-cased; SIP user parts compare case-sensitively (RFC 3261 §19.1.4);
- * localparts are compared as given. Full RFC 7622 (PRECIS UsernameCaseMapped, RFC 8265 §3.3)
- * would also map full-width characters to half-width, case-fold to lower case, normalise to
- * NFC, apply the bidi rule and refuse characters with compatibility decompositions; that is a
- * later issue. Until then an XMPP server that case-folds localparts (Prosody does) turns a reply
- * to `Alice\40corp.example` into one to `alice\40corp.example`, i.e. sip:alice@corp.example.
+ * Case: hosts are lower-cased. JID localparts are prepared as XMPP servers prepare them (PRECIS
+ * UsernameCaseMapped, RFC 7622 §3.3 / RFC 8265 §3.3, in ./precis.ts): width-mapped, lower-cased,
+ * NFC. So `sip:Juliet@xmpp.example.org` reaches juliet, and a SIP user `Alice@corp.example` is
+ * shown as `alice\40corp.example@<component>`: the JID the XMPP user sees is the one its
+ * server routes replies to. SIP user parts are case-sensitive (RFC 3261 §19.1.4), so a reply
+ * goes to sip:alice@corp.example; a SIP domain whose user parts differ only by case cannot be
+ * told apart through XMPP, which no XMPP server can do either.
+ *
+ * Telephone numbers (a `tel:` URI or `user=phone`, marked `telephone` on the address) are
+ * resolved by the identity chain in the router, not here; `numberToXmpp` gives the JID a SIP
+ * sender's number appears as (`+15551234567@<component>`), the same JID XMPP users write to.
  */
 import { BridgeError } from '../core/errors.js';
 import type { Address, Side } from '../core/events.js';
 import { normalizeHost } from './domain.js';
 import { escapeNode, unescapeNode } from './jid-escape.js';
+import { LocalpartError, prepareLocalpart } from './precis.js';
 
 export interface TranslatorOptions {
   /** The component's JID domain (XEP-0114), e.g. `sip.example.com`. */
@@ -61,7 +67,7 @@ export class AddressTranslator {
         condition: 'item-not-found',
       });
     }
-    const sipAddress = this.unescapeCanonical(to.user);
+    const sipAddress = this.unescapeCanonical(prepared(to.user));
     const at = sipAddress.lastIndexOf('@');
     if (at === -1) return { kind: 'number', number: sipAddress };
     // A SIP user part may hold an escaped "@" (%40) but a host never does: split at the last.
@@ -80,11 +86,10 @@ export class AddressTranslator {
    */
   xmppSenderToSip(from: Address): Address {
     expectSide(from, 'xmpp');
-    const problem = localpartProblem(from.user);
-    if (problem !== undefined) throw jidMalformed(`sender localpart "${from.user}" ${problem}`);
+    const localpart = prepared(from.user, 'sender localpart');
     const domain = normalizeHost(from.domain);
     if (domain === undefined) throw jidMalformed(`sender domain "${from.domain}" cannot appear in a SIP URI`);
-    return { side: 'sip', user: unescapeNode(from.user), domain };
+    return { side: 'sip', user: unescapeNode(localpart), domain };
   }
 
   /**
@@ -115,12 +120,40 @@ export class AddressTranslator {
     return { side: 'xmpp', user: this.sipUserToLocalpart(`${from.user}@${domain}`), domain: this.componentDomain };
   }
 
+  /** The JID a telephone number (E.164, `+` form) has on the component domain: `+15551234567@<component>`. */
+  numberToXmpp(e164: string): Address {
+    return { side: 'xmpp', user: prepared(e164), domain: this.componentDomain };
+  }
+
+  /**
+   * An XMPP user an identity source named (`jdoe@chat.corp.example`), when its domain is one
+   * this bridge serves; undefined otherwise (the directory points elsewhere).
+   */
+  servedXmppUser(bareJid: string): Address | undefined {
+    const at = bareJid.lastIndexOf('@');
+    if (at <= 0 || bareJid.includes('/')) return undefined;
+    const domain = normalizeHost(bareJid.slice(at + 1));
+    if (domain === undefined || !this.xmppDomains.has(domain)) return undefined;
+    try {
+      const user = prepared(bareJid.slice(0, at));
+      return localpartProblem(user) === undefined ? { side: 'xmpp', user, domain } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** True when `domain` is one of the XMPP domains SIP users write to. */
+  servesXmppDomain(domain: string): boolean {
+    return this.xmppDomains.has(domain.toLowerCase());
+  }
+
   private sipUserToLocalpart(sipUser: string, sipStatus?: number): string {
     let localpart: string;
     try {
-      localpart = escapeNode(sipUser);
-    } catch {
-      throw jidMalformed(`"${sipUser}" cannot be a JID localpart: it starts or ends with a space (XEP-0106 §5.1)`, sipStatus);
+      localpart = prepareLocalpart(escapeNode(sipUser));
+    } catch (err) {
+      const why = err instanceof LocalpartError ? err.message : 'starts or ends with a space (XEP-0106 §5.1)';
+      throw jidMalformed(`"${sipUser}" cannot be a JID localpart: it ${why}`, sipStatus);
     }
     const problem = localpartProblem(localpart);
     if (problem !== undefined) throw jidMalformed(`"${sipUser}" cannot be a JID localpart: it ${problem}`, sipStatus);
@@ -165,6 +198,16 @@ export function localpartProblem(localpart: string): string | undefined {
   const forbidden = FORBIDDEN_ASCII.exec(localpart) ?? DISALLOWED.exec(localpart);
   if (forbidden !== null) return `holds ${describe(forbidden[0])}, not allowed in a localpart (RFC 7622 §3.3.1)`;
   return undefined;
+}
+
+/** The localpart prepared (./precis.ts), or jid-malformed naming the rule it breaks. */
+function prepared(localpart: string, what = 'localpart'): string {
+  try {
+    return prepareLocalpart(localpart);
+  } catch (err) {
+    if (err instanceof LocalpartError) throw jidMalformed(`${what} "${localpart}" ${err.message}`);
+    throw err;
+  }
 }
 
 function describe(ch: string): string {

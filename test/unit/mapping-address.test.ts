@@ -44,8 +44,8 @@ describe('AddressTranslator.sipSenderToXmpp: how XMPP users see SIP senders', ()
     expect(translator.sipSenderToXmpp(sip('alice', 'corp.example'))).toEqual(xmpp('alice\\40corp.example', COMPONENT));
   });
 
-  it('lower-cases the host but keeps the case of the user part (RFC 3261 §19.1.4)', () => {
-    expect(translator.sipSenderToXmpp(sip('Alice', 'Corp.Example'))).toEqual(xmpp('Alice\\40corp.example', COMPONENT));
+  it('prepares the localpart as XMPP servers do: the host and the user part lower-cased (RFC 7622 §3.3)', () => {
+    expect(translator.sipSenderToXmpp(sip('Alice', 'Corp.Example'))).toEqual(xmpp('alice\\40corp.example', COMPONENT));
   });
 
   it('keeps an E.164 user as a number inside the escaped address', () => {
@@ -212,7 +212,8 @@ describe('AddressTranslator properties', () => {
     fc.assert(
       fc.property(sipUser, sipHost, (user, domain) => {
         const from = sip(user, domain);
-        expect(sipAddressAt(translator.sipSenderToXmpp(from))).toEqual(from);
+        // The user part comes back as the XMPP server keeps it: lower case (RFC 7622 §3.3).
+        expect(sipAddressAt(translator.sipSenderToXmpp(from))).toEqual(sip(user.toLowerCase(), domain));
       }),
       { numRuns: 1000 },
     );
@@ -249,7 +250,10 @@ describe('AddressTranslator properties', () => {
           expect((err as BridgeError).condition).toBe('jid-malformed');
           return;
         }
-        expect(sipAddressAt(jid)).toEqual(from);
+        // Mapped once, an address is a fixed point: its reply address maps to the same JID.
+        const back = sipAddressAt(jid);
+        expect(back.domain).toBe(from.domain);
+        expect(translator.sipSenderToXmpp(back)).toEqual(jid);
       }),
       { numRuns: 1000 },
     );
