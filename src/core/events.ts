@@ -15,8 +15,14 @@ export type Side = 'sip' | 'xmpp';
 export interface Address {
   readonly side: Side;
   readonly user: string;
+  /** Empty for a `tel:` URI, which has no host. */
   readonly domain: string;
   readonly resource?: string;
+  /**
+   * The user part is a telephone number (a SIP `tel:` URI or `user=phone`, RFC 3261 §19.1.6):
+   * the identity chain says whom it belongs to.
+   */
+  readonly telephone?: true;
 }
 
 interface EventBase {
@@ -182,7 +188,7 @@ export function failureOf(
 }
 
 export function formatAddress(a: Address): string {
-  const base = a.user === '' ? a.domain : `${a.user}@${a.domain}`;
+  const base = a.user === '' ? a.domain : a.domain === '' ? a.user : `${a.user}@${a.domain}`;
   return a.resource === undefined ? base : `${base}/${a.resource}`;
 }
 

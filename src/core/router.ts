@@ -73,7 +73,10 @@ export class Router {
 
   private async translate(event: CanonicalEvent): Promise<{ from: Address; to: Address }> {
     const t = this.options.translator;
-    if (event.origin !== 'xmpp') return { from: t.sipSenderToXmpp(event.from), to: t.sipRecipientToXmpp(event.to) };
+    if (event.origin !== 'xmpp') {
+      const to = event.to.telephone ? await this.numberToXmpp(event.to.user) : t.sipRecipientToXmpp(event.to);
+      return { from: this.sipSender(event.from), to };
+    }
     const from = t.xmppSenderToSip(event.from);
     const recipient = t.xmppRecipient(event.to);
     return { from, to: recipient.kind === 'sip' ? recipient.address : await this.resolveNumber(recipient.number, this.options.identities) };
@@ -92,6 +95,46 @@ export class Router {
       throw new BridgeError('ADDRESS_UNMAPPED', `the SIP address known for ${e164} is not usable`, { condition: 'item-not-found' });
     }
     return address;
+  }
+
+  /**
+   * How XMPP users see a SIP sender: a number as `+15551234567@<component>`, the JID they write
+   * to for numbers, so a reply goes through the identity chain like any message to a number.
+   * A number that is not E.164 (an extension, say) keeps its SIP address instead.
+   */
+  private sipSender(from: Address): Address {
+    const t = this.options.translator;
+    if (from.telephone) {
+      try {
+        return t.numberToXmpp(this.numbers.normalize(from.user).e164);
+      } catch {
+        // falls through to the escaped SIP address
+      }
+    }
+    return t.sipSenderToXmpp(from);
+  }
+
+  /** The XMPP user a SIP request for a number (tel: or user=phone) is for, by the identity chain. */
+  private async numberToXmpp(number: string): Promise<Address> {
+    let e164: string;
+    try {
+      e164 = this.numbers.normalize(number).e164;
+    } catch (err) {
+      // RFC 3261 §21.4.22: a Request-URI that does not name a complete number.
+      throw new BridgeError('NUMBER_INVALID', err instanceof Error ? err.message : String(err), {
+        condition: 'jid-malformed',
+        sipStatus: 484,
+      });
+    }
+    const identity = await this.options.identities.byNumber(e164);
+    const jid = identity?.xmpp === undefined ? undefined : this.options.translator.servedXmppUser(identity.xmpp);
+    if (jid === undefined) {
+      if (identity?.xmpp !== undefined) {
+        this.options.logger.warn({ e164, xmpp: identity.xmpp }, 'identity source gave an XMPP address this bridge does not serve');
+      }
+      throw new BridgeError('ADDRESS_UNMAPPED', `no XMPP user is known for ${e164}`, { condition: 'item-not-found', sipStatus: 404 });
+    }
+    return jid;
   }
 
   private async enqueue(event: CanonicalEvent): Promise<void> {

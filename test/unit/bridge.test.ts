@@ -296,3 +296,69 @@ describe('bridge with the identity chain', () => {
     expect(delivered).toMatchObject({ to: { user: 'dave', domain: 'corp.example' } });
   });
 });
+
+describe('bridge: numbers from SIP', () => {
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await stop?.();
+    stop = undefined;
+  });
+
+  /** Jane's number knows her XMPP account; Mallory's points at a domain the bridge does not serve. */
+  async function started() {
+    const rows = [
+      { e164: '+442079460958', sip: 'sip:jane.doe@corp.example', xmpp: 'JDoe@xmpp.test' },
+      { e164: '+442079460959', sip: 'sip:mallory@corp.example', xmpp: 'mallory@elsewhere.example' },
+    ];
+    const table = new StaticSource({ name: 'static', rows, logger: silentLogger() });
+    const chain = new IdentityChain({ sources: [table], logger: silentLogger(), sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+    const built = build({ identities: chain, defaultRegion: 'GB' });
+    await built.bridge.start();
+    stop = () => built.bridge.stop();
+    return built;
+  }
+
+  const toNumber = (user: string, from: { user: string; domain: string; telephone?: true } = { user: 'alice', domain: 'corp.example' }) =>
+    messageEvent({
+      origin: 'sip',
+      from: { side: 'sip', ...from },
+      to: { side: 'sip', user, domain: '', telephone: true },
+      body: 'to a number',
+      dedupeKey: `sip:call-n:1:${user}:${from.user}`,
+      createdAt: 0,
+    });
+
+  it.each([
+    ['+442079460958', 'a tel: URI in E.164'],
+    ['+44 20 7946 0958', 'with visual separators'],
+    ['020 7946 0958', 'national spelling, default region GB'],
+  ])('delivers a MESSAGE for %s (%s) to the XMPP user the identity chain names, prepared', async (number) => {
+    const { adapters } = await started();
+    await adapters.sip.hooks.onEvent(toNumber(number));
+    const [delivered] = await waitFor('XMPP delivery', () => (adapters.xmpp.sent.length ? adapters.xmpp.sent : undefined));
+    expect(delivered).toMatchObject({ to: { side: 'xmpp', user: 'jdoe', domain: 'xmpp.test' } });
+  });
+
+  it('shows a sender with a number as +E.164@<component>, the JID XMPP users write numbers to', async () => {
+    const { adapters } = await started();
+    await adapters.sip.hooks.onEvent(toNumber('+442079460958', { user: '+44 20 7946 0958', domain: 'corp.example', telephone: true }));
+    const [delivered] = await waitFor('XMPP delivery', () => (adapters.xmpp.sent.length ? adapters.xmpp.sent : undefined));
+    expect(delivered).toMatchObject({ from: { side: 'xmpp', user: '+442079460958', domain: COMPONENT } });
+  });
+
+  it('keeps the SIP address of a sender whose number is not E.164 (an extension)', async () => {
+    const { adapters } = await started();
+    await adapters.sip.hooks.onEvent(toNumber('+442079460958', { user: '12', domain: 'corp.example', telephone: true }));
+    const [delivered] = await waitFor('XMPP delivery', () => (adapters.xmpp.sent.length ? adapters.xmpp.sent : undefined));
+    expect(delivered).toMatchObject({ from: { user: '12\\40corp.example', domain: COMPONENT } });
+  });
+
+  it.each([
+    ['+442079460000', 'ADDRESS_UNMAPPED', 404, 'a number nobody knows'],
+    ['+442079460959', 'ADDRESS_UNMAPPED', 404, 'a number whose XMPP user is on a domain the bridge does not serve'],
+    ['+44', 'NUMBER_INVALID', 484, 'an incomplete number (RFC 3261 §21.4.22)'],
+  ])('refuses %s with %s / %i: %s', async (number, code, sipStatus) => {
+    const { adapters } = await started();
+    await expect(adapters.sip.hooks.onEvent(toNumber(number))).rejects.toMatchObject({ code, sipStatus });
+  });
+});

@@ -54,12 +54,23 @@ describe('isPlainUtf8Text', () => {
 describe('senderAddress', () => {
   it.each([
     { uri: 'sip:alice@sip.example.com', user: 'alice', domain: 'sip.example.com' },
-    { uri: 'sip:+15551234567@gw.example.com;user=phone', user: '+15551234567', domain: 'gw.example.com' },
-    { uri: 'tel:+15551234567', user: '+15551234567', domain: 'bridge.example.org' },
-    { uri: 'tel:7042;phone-context=Example.COM', user: '7042', domain: 'example.com' },
-    { uri: 'tel:7042;phone-context=+1555', user: '7042', domain: 'bridge.example.org' },
-  ])('$uri → $user @ $domain', ({ uri, user, domain }) => {
-    expect(senderAddress(uri, 'bridge.example.org')).toEqual({ side: 'sip', user, domain });
+    { uri: 'sip:alice@sip.example.com;transport=tcp;maddr=10.0.0.1?Subject=x', user: 'alice', domain: 'sip.example.com' },
+    { uri: 'sip:+15551234567@gw.example.com;user=phone', user: '+15551234567', domain: 'gw.example.com', telephone: true },
+    { uri: 'sip:+15551234567@gw.example.com;USER=Phone', user: '+15551234567', domain: 'gw.example.com', telephone: true },
+    { uri: 'sip:+15551234567@gw.example.com', user: '+15551234567', domain: 'gw.example.com' },
+    { uri: 'tel:+15551234567', user: '+15551234567', domain: 'bridge.example.org', telephone: true },
+    { uri: 'tel:7042;phone-context=Example.COM', user: '7042', domain: 'example.com', telephone: true },
+    { uri: 'tel:7042;phone-context=+1555', user: '7042', domain: 'bridge.example.org', telephone: true },
+  ])('$uri → $user @ $domain (telephone: $telephone)', ({ uri, user, domain, telephone }) => {
+    expect(senderAddress(uri, 'bridge.example.org')).toEqual({ side: 'sip', user, domain, ...(telephone ? { telephone } : {}) });
+  });
+
+  it('takes the Request-URI and From of a MESSAGE without display names or parameters', () => {
+    const req = withHeaders(reparse(toSipRequest(outbound('hi'), HOP)), { From: '"Alice \\"The Boss\\" <x>" <sip:alice@corp.example;transport=tcp>;tag=9' });
+    const result = fromSipRequest({ ...req, uri: 'tel:+442079460958' }, 0);
+    if (!('event' in result)) throw new Error('refused');
+    expect(result.event.from).toEqual({ side: 'sip', user: 'alice', domain: 'corp.example' });
+    expect(result.event.to).toEqual({ side: 'sip', user: '+442079460958', domain: '', telephone: true });
   });
 });
 

@@ -42,11 +42,10 @@ export function fromSipRequest(request: SipRequest, now: number): Inbound {
   let from: Address;
   let fromTag: string;
   try {
-    const target = parseUri(request.uri);
-    to = { side: 'sip', user: target.user ?? '', domain: target.host };
+    to = senderAddress(request.uri, '');
     const sender = parseNameAddr(fromHeader);
     fromTag = sender.params['tag'] ?? '';
-    from = senderAddress(sender.uri, target.host);
+    from = senderAddress(sender.uri, to.domain);
   } catch {
     return { refusal: { status: 400, reason: 'Malformed Address' } };
   }
@@ -65,19 +64,22 @@ export function fromSipRequest(request: SipRequest, now: number): Inbound {
 }
 
 /**
- * The From address. A `tel:` URI (RFC 3966) or `sip:` with `user=phone` keeps its number as
- * written (+E.164): the mapping decides what it stands for. A tel: URI has no host, so its
- * domain is its `phone-context` when that is a domain name, else the domain it was sent to.
+ * The address a URI names (Request-URI or From). A `tel:` URI (RFC 3966) or `sip:` with
+ * `user=phone` (RFC 3261 §19.1.6) keeps its number as written and is marked `telephone`: the
+ * identity chain decides whom it stands for. A tel: URI has no host, so its domain is its
+ * `phone-context` when that is a domain name, else `requestDomain`. Display names, URI
+ * parameters and headers never reach the address (RFC 7247 §6: only user and host map).
  */
 export function senderAddress(uriText: string, requestDomain: string): Address {
   const tel = /^tel:([^;]+)(.*)$/i.exec(uriText);
   if (tel) {
     const context = /;phone-context=([^;]+)/i.exec(tel[2] ?? '')?.[1];
     const domain = context && !context.startsWith('+') ? context.toLowerCase() : requestDomain;
-    return { side: 'sip', user: tel[1]!, domain };
+    return { side: 'sip', user: tel[1]!, domain, telephone: true };
   }
   const uri = parseUri(uriText);
-  return { side: 'sip', user: uri.user ?? '', domain: uri.host };
+  const address: Address = { side: 'sip', user: uri.user ?? '', domain: uri.host };
+  return uri.params['user']?.toLowerCase() === 'phone' && address.user !== '' ? { ...address, telephone: true } : address;
 }
 
 /** text/plain with charset UTF-8 or no charset (RFC 3428 §9 defaults none to UTF-8 in practice). */
