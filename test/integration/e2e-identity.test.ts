@@ -23,17 +23,19 @@ let slapd: Slapd;
 let bridge: ReturnType<typeof createBridge>;
 let juliet: TestUser;
 let sipPeerPort: number;
+let bridgePort: number;
 
 beforeAll(async () => {
   [prosody, slapd] = await Promise.all([startProsody({ domain: 'xmpp.test', component: 'sip.xmpp.test' }), startSlapd()]);
   sipPeerPort = await freePort();
+  bridgePort = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'bridge-e2e-identity-'));
   const staticFile = join(dir, 'people.csv');
   // Only in the file: the source after the directory.
-  await writeFile(staticFile, 'e164,sip\n+15559990000,sip:carol@corp.example\n');
+  await writeFile(staticFile, 'e164,sip,xmpp\n+15559990000,sip:carol@corp.example,\n+15559990001,sip:juliet@corp.example,Juliet@xmpp.test\n');
   const config = parseConfig({
     sip: {
-      listen: [{ transport: 'udp', host: '127.0.0.1', port: await freePort() }],
+      listen: [{ transport: 'udp', host: '127.0.0.1', port: bridgePort }],
       outboundProxy: `sip:127.0.0.1:${sipPeerPort};transport=udp`,
       timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 },
     },
@@ -70,6 +72,23 @@ async function julietWritesAndSipPeerReceives(number: string, body: string, id: 
 }
 
 describe('identity chain end to end', () => {
+  it('delivers a SIP message for a number (user=phone) to the XMPP user the identity chain names, from the sender number', async () => {
+    const uac = await startSipp({
+      scenario: 'e2e-uac-message-number.xml',
+      role: 'uac',
+      transport: 'udp',
+      target: { host: '127.0.0.1', port: bridgePort },
+      service: '+1-555-999-0001',
+      keys: { from_number: '+1-555-123-4567', from_domain: 'corp.example', to_domain: 'gw.corp.example', body: 'to your number' },
+    });
+    const result = await uac.done;
+    expect(result.code, result.output + result.errors).toBe(0);
+
+    const message = await juliet.next((el) => el.name === 'message' && el.getChildText('body')?.trim() === 'to your number');
+    // The sender's number is shown as the JID XMPP users write numbers to.
+    expect(message.attrs['from']).toBe(`+15551234567@${prosody.component}`);
+  });
+
   it('delivers a message to a number only the directory knows, at the directory SIP address', async () => {
     const result = await julietWritesAndSipPeerReceives('+15551234567', 'found you in the directory', 'ldap-1');
 

@@ -85,6 +85,14 @@ describe('StaticSource from a file', () => {
     expect(await source.bySipAddress('sip:bob@corp.example')).toEqual({ e164: '+442079460958', sip: 'sip:bob@corp.example', canonical: 'Smith, Bob' });
   });
 
+  it('takes an empty optional CSV cell as absent', async () => {
+    const path = await file('optional.csv', 'e164,sip,xmpp\n+15551234567,sip:alice@corp.example,\n+15551234568,sip:bob@corp.example,bob@chat.corp.example\n');
+    const source = new StaticSource({ file: path, logger: silentLogger() });
+    await source.start();
+    expect(await source.byNumber('+15551234567')).toEqual({ e164: '+15551234567', sip: 'sip:alice@corp.example' });
+    expect(await source.byNumber('+15551234568')).toMatchObject({ xmpp: 'bob@chat.corp.example' });
+  });
+
   const bad: Array<[string, string, string, RegExp]> = [
     ['a number that is not one', 'bad1.csv', 'e164,sip\nalice,sip:a@x.example\n', /bad1\.csv:2: e164: .*not a telephone number/],
     ['a row with too few fields', 'bad2.csv', 'e164,sip\n+15551234567\n', /bad2\.csv:2: 1 fields, the header has 2/],

@@ -56,7 +56,7 @@ export class IdentityTable {
       }
       const sip = sipKey(String(row.sip));
       if (sip === undefined) throw invalid(`${where(i)}: sip "${row.sip}" is not a SIP address such as sip:alice@corp.example`);
-      if (row.xmpp !== undefined && !/^[^@/\s]+@[^@/\s]+$/.test(row.xmpp)) {
+      if (row.xmpp !== undefined && row.xmpp !== '' && !/^[^@/\s]+@[^@/\s]+$/.test(row.xmpp)) {
         throw invalid(`${where(i)}: xmpp "${row.xmpp}" is not a bare JID such as alice@chat.corp.example`);
       }
       if (this.byE164.has(e164)) throw invalid(`${where(i)}: e164 ${e164} is listed twice`);
