@@ -6,6 +6,7 @@ import xml, { type Element } from '@xmpp/xml';
 import type { StanzaErrorCondition } from '../../core/errors.js';
 import { formatAddress, messageEvent, type Address, type CanonicalEvent, type MessageEvent } from '../../core/events.js';
 import { randomToken } from '../../core/ids.js';
+import { fromPresenceStanza, presenceErrorStanza, toPresenceStanza, type InboundPresence } from './presence.js';
 import { errorElement, readStanzaError } from './stanza-error.js';
 
 export interface StanzaContext {
@@ -19,7 +20,7 @@ export type InboundStanza =
   | { readonly kind: 'message'; readonly event: MessageEvent }
   /** `<message type='error'>`: the reply to a stanza the bridge sent with id `id`. */
   | { readonly kind: 'message-error'; readonly id: string | undefined; readonly condition: StanzaErrorCondition; readonly text?: string }
-  | { readonly kind: 'ignored'; readonly reason: string };
+  | InboundPresence;
 
 export interface Jid {
   readonly local: string;
@@ -44,14 +45,21 @@ export function parseJid(jid: string): Jid | undefined {
   return resource === undefined ? { local, domain } : { local, domain, resource };
 }
 
-function xmppAddress(jid: Jid): Address {
+/** The canonical address of a JID as on the wire. */
+export function xmppAddress(jid: Jid): Address {
   return jid.resource === undefined
     ? { side: 'xmpp', user: jid.local, domain: jid.domain }
     : { side: 'xmpp', user: jid.local, domain: jid.domain, resource: jid.resource };
 }
 
-/** Reads an inbound `<message/>` routed to the component. */
+/** Reads an inbound `<message/>` or `<presence/>` routed to the component. */
 export function fromStanza(stanza: Element, ctx: StanzaContext): InboundStanza {
+  if (stanza.name === 'presence') {
+    const from = parseJid(stanza.attrs['from'] ?? '');
+    const to = parseJid(stanza.attrs['to'] ?? '');
+    if (from === undefined || to === undefined) return { kind: 'ignored', reason: 'presence without valid from/to' };
+    return fromPresenceStanza(stanza, from, to, ctx);
+  }
   if (stanza.name !== 'message') return { kind: 'ignored', reason: `<${stanza.name}/> is not handled yet` };
   const type = stanza.attrs['type'] ?? 'normal';
   if (type === 'error') {
@@ -98,7 +106,10 @@ export function toStanza(event: CanonicalEvent): Element {
       event.thread === undefined ? undefined : xml('thread', {}, event.thread),
     );
   }
-  if (event.kind !== 'failure') throw new Error(`${event.kind} events are not rendered to XMPP yet`);
+  if (event.kind !== 'failure') return toPresenceStanza(event);
+  if (event.refKind === 'presence' || event.refKind === 'subscription' || event.refKind === 'probe') {
+    return presenceErrorStanza(event.from, event.to, event.originRef, event.condition, event.text);
+  }
   // RFC 6120 §8.3.2: the failure of a message is a message of type error, with the id of the
   // stanza that failed (§8.3.1 rule 3), from the address it was sent to.
   return xml(
