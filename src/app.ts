@@ -6,6 +6,7 @@ import { SipAdapter } from './adapters/sip/adapter.js';
 import { XmppAdapter } from './adapters/xmpp/adapter.js';
 import type { BridgeConfig } from './config/schema.js';
 import { Bridge, type BridgeOptions } from './core/bridge.js';
+import { PresenceVisibility } from './core/policy/presence-visibility.js';
 import { MemoryQueue } from './core/queue/memory.js';
 import { Router } from './core/router.js';
 import { AddressTranslator } from './mapping/address.js';
@@ -52,6 +53,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     ...(config.mapping.defaultRegion === undefined ? {} : { defaultRegion: config.mapping.defaultRegion }),
     queue,
     logger: logger.child({ component: 'router' }),
+    visibility: new PresenceVisibility(config.presence.visible),
   });
   return new BridgeWithIdentities(
     {

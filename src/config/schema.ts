@@ -182,10 +182,29 @@ export const queueSchema = z.strictObject({
   maxPending: z.number().int().min(1).default(100_000),
 });
 
+const PRESENTITY_PATTERN = /^(sip:)?[^@\s]+@[^@\s/]+$/i;
+
+export const presenceSchema = z.strictObject({
+  /**
+   * Presentities whose presence partners may see (`juliet@xmpp.example.org`, `*@xmpp.example.org`,
+   * `sip:bob@corp.example`, `sip:*@corp.example`). Empty: no presence crosses (private by default).
+   */
+  visible: z.array(z.string().regex(PRESENTITY_PATTERN, 'user@domain, *@domain, sip:user@domain or sip:*@domain')).default([]),
+  /** SIP subscription duration (RFC 6665 §4.2.1.1): granted when a watcher asks for none, and asked for ours. */
+  defaultExpiresS: z.number().int().min(60).max(86_400).default(3600),
+  /** Shorter SIP subscriptions are refused with 423 and Min-Expires. */
+  minExpiresS: z.number().int().min(1).max(86_400).default(60),
+  /** Longer ones are shortened to this. */
+  maxExpiresS: z.number().int().min(60).max(604_800).default(86_400),
+  /** Subscriptions held at once (both roles); past it new ones get 503 / resource-constraint. */
+  maxSubscriptions: z.number().int().min(1).default(100_000),
+});
+
 export const configSchema = z.strictObject({
   sip: sipSchema,
   xmpp: xmppSchema,
   mapping: mappingSchema,
+  presence: presenceSchema.default({ visible: [], defaultExpiresS: 3600, minExpiresS: 60, maxExpiresS: 86_400, maxSubscriptions: 100_000 }),
   queue: queueSchema.default({ backend: 'memory', maxAttempts: 5, backoffMs: 200, maxBackoffMs: 30_000, maxPending: 100_000 }),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
 });
@@ -193,6 +212,7 @@ export const configSchema = z.strictObject({
 export type BridgeConfig = z.infer<typeof configSchema>;
 export type SipConfig = BridgeConfig['sip'];
 export type XmppConfig = BridgeConfig['xmpp'];
+export type PresenceConfig = BridgeConfig['presence'];
 export type MappingConfig = BridgeConfig['mapping'];
 export type QueueConfig = BridgeConfig['queue'];
 export type IdentitySourceConfig = MappingConfig['sources'][number];

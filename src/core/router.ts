@@ -10,6 +10,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { DedupeWindow } from './dedupe.js';
 import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
+import { presentityOf, type PresenceVisibility } from './policy/presence-visibility.js';
 import type { Queue } from './queue/queue.js';
 
 /** The queue each side's adapter consumes. */
@@ -23,6 +24,8 @@ export interface RouterOptions {
   defaultRegion?: string;
   queue: Queue;
   logger: Logger;
+  /** Whose presence crosses (config `presence.visible`); without it no presence crosses. */
+  visibility?: PresenceVisibility;
   now?: () => number;
   /** How long a dedupe key is remembered; SIP's longest transaction (64·T1) is well inside it. */
   dedupeTtlMs?: number;
@@ -50,6 +53,10 @@ export class Router {
       await this.enqueue(event);
       return;
     }
+    if (event.kind !== 'message' && this.looped(event)) {
+      this.options.logger.warn({ event: event.id, kind: event.kind, from: formatAddress(event.from) }, 'presence from one of our own addresses dropped (loop)');
+      return;
+    }
     if (this.seen.has(event.dedupeKey, now)) {
       this.options.logger.info({ event: event.id, dedupeKey: event.dedupeKey }, 'repeated message absorbed');
       return;
@@ -60,6 +67,7 @@ export class Router {
     let routed: CanonicalEvent;
     try {
       routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to } };
+      if (!this.visible(event, routed)) return;
       await this.enqueue(routed);
     } catch (err) {
       this.seen.delete(event.dedupeKey);
@@ -69,6 +77,30 @@ export class Router {
       { event: event.id, kind: event.kind, from: formatAddress(routed.from), to: formatAddress(routed.to) },
       'event routed',
     );
+  }
+
+  /**
+   * Presence that names one of the bridge's own addresses as its source went out through us and
+   * came back (a SIP proxy routing our NOTIFY's subject back, a server reflecting presence):
+   * passing it on again would circle for ever (issue 4 item 6).
+   */
+  private looped(event: CanonicalEvent): boolean {
+    const t = this.options.translator;
+    return event.origin === 'xmpp' ? t.isComponentDomain(event.from.domain) : t.servesXmppDomain(event.from.domain);
+  }
+
+  /** The visibility policy for events that disclose presence; withheld ones are logged and dropped. */
+  private visible(inbound: CanonicalEvent, routed: { from: Address; to: Address }): boolean {
+    const presentity = presentityOf(inbound, routed);
+    if (presentity === undefined) return true;
+    const decision = this.options.visibility?.decide(presentity) ?? { allowed: false, rule: 'default-deny' };
+    if (!decision.allowed) {
+      this.options.logger.info(
+        { event: inbound.id, kind: inbound.kind, presentity: formatAddress(presentity), rule: decision.rule },
+        'presence withheld by policy',
+      );
+    }
+    return decision.allowed;
   }
 
   private async translate(event: CanonicalEvent): Promise<{ from: Address; to: Address }> {

@@ -142,6 +142,11 @@ export class AddressTranslator {
     }
   }
 
+  /** True when `domain` is the bridge's own component domain. */
+  isComponentDomain(domain: string): boolean {
+    return domain.toLowerCase() === this.componentDomain;
+  }
+
   /** True when `domain` is one of the XMPP domains SIP users write to. */
   servesXmppDomain(domain: string): boolean {
     return this.xmppDomains.has(domain.toLowerCase());

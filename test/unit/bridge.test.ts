@@ -7,7 +7,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Adapter, AdapterHooks } from '../../src/core/adapter.js';
 import { Bridge } from '../../src/core/bridge.js';
 import { BridgeError } from '../../src/core/errors.js';
-import { messageEvent, type CanonicalEvent, type Side } from '../../src/core/events.js';
+import {
+  messageEvent,
+  presenceEvent,
+  probeEvent,
+  subscriptionEvent,
+  type Address,
+  type CanonicalEvent,
+  type Side,
+  type SubscriptionAction,
+} from '../../src/core/events.js';
+import { PresenceVisibility } from '../../src/core/policy/presence-visibility.js';
 import { MemoryQueue } from '../../src/core/queue/memory.js';
 import { Router } from '../../src/core/router.js';
 import { AddressTranslator } from '../../src/mapping/address.js';
@@ -42,7 +52,7 @@ function aliceOnly(): IdentitySource {
   return new IdentityChain({ sources: [table], logger, sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
 }
 
-function build(routing: { identities?: IdentitySource; defaultRegion?: string } = {}) {
+function build(routing: { identities?: IdentitySource; defaultRegion?: string; visibility?: PresenceVisibility } = {}) {
   const logger = silentLogger();
   const queue = new MemoryQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
   const translator = new AddressTranslator({ componentDomain: COMPONENT, xmppDomains: ['xmpp.test'] });
@@ -360,5 +370,97 @@ describe('bridge: numbers from SIP', () => {
   ])('refuses %s with %s / %i: %s', async (number, code, sipStatus) => {
     const { adapters } = await started();
     await expect(adapters.sip.hooks.onEvent(toNumber(number))).rejects.toMatchObject({ code, sipStatus });
+  });
+});
+
+
+describe('bridge: presence under the visibility policy', () => {
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await stop?.();
+    stop = undefined;
+  });
+
+  async function started(visible: string[]) {
+    const built = build({ visibility: new PresenceVisibility(visible) });
+    await built.bridge.start();
+    stop = () => built.bridge.stop();
+    return built;
+  }
+
+  const juliet: Address = { side: 'xmpp', user: 'juliet', domain: 'xmpp.test', resource: 'balcony' };
+  const romeo: Address = { side: 'xmpp', user: 'romeo', domain: 'xmpp.test' };
+  const aliceOnXmpp: Address = { side: 'xmpp', user: 'alice\\40corp.example', domain: COMPONENT };
+  const alice: Address = { side: 'sip', user: 'alice', domain: 'corp.example' };
+  const julietOnSip: Address = { side: 'sip', user: 'juliet', domain: 'xmpp.test' };
+  let n = 0;
+  const base = (origin: Side, from: Address, to: Address) => ({ origin, from, to, dedupeKey: `k${++n}`, createdAt: 0 });
+  const subscription = (action: SubscriptionAction, origin: Side, from: Address, to: Address) => subscriptionEvent({ ...base(origin, from, to), action });
+
+  /** Hands events in and says which of them reached the other side (a marker message proves the rest were dropped). */
+  async function crossing(adapters: Record<Side, RecordingAdapter>, events: CanonicalEvent[], side: Side): Promise<CanonicalEvent[]> {
+    const origin: Side = side === 'sip' ? 'xmpp' : 'sip';
+    for (const e of events) await adapters[origin].hooks.onEvent(e);
+    const marker = side === 'sip' ? fromJuliet('+15551234567', 'marker', `marker${++n}`) : fromAlice('romeo', 'xmpp.test');
+    await adapters[origin].hooks.onEvent(marker);
+    await waitFor('marker', () => adapters[side].sent.some((e) => e.kind === 'message') || undefined);
+    return adapters[side].sent.filter((e) => e.kind !== 'message');
+  }
+
+  it('carries a SIP watcher\'s subscription to a visible XMPP user, translated', async () => {
+    const { adapters } = await started(['juliet@xmpp.test']);
+    const [sent] = await crossing(adapters, [subscription('subscribe', 'sip', alice, julietOnSip)], 'xmpp');
+    expect(sent).toMatchObject({ kind: 'subscription', action: 'subscribe', from: aliceOnXmpp, to: { user: 'juliet', domain: 'xmpp.test' } });
+  });
+
+  it.each([
+    ['nobody listed (the default)', []],
+    ['another user listed', ['romeo@xmpp.test']],
+    ['the SIP side of the domain listed', ['sip:*@xmpp.test']],
+  ])('withholds a subscription, a probe and presence of an XMPP user with %s', async (_name, visible) => {
+    const { adapters } = await started(visible);
+    const toSip = await crossing(
+      adapters,
+      [
+        presenceEvent({ ...base('xmpp', juliet, aliceOnXmpp), availability: 'away' }),
+        subscription('approve', 'xmpp', juliet, aliceOnXmpp),
+      ],
+      'sip',
+    );
+    const toXmpp = await crossing(adapters, [subscription('subscribe', 'sip', alice, julietOnSip), probeEvent(base('sip', alice, julietOnSip))], 'xmpp');
+    expect(toSip).toEqual([]);
+    expect(toXmpp).toEqual([]);
+  });
+
+  it('lets every user of a listed domain through, and withdrawals always', async () => {
+    const { adapters } = await started(['*@xmpp.test']);
+    const sent = await crossing(
+      adapters,
+      [
+        presenceEvent({ ...base('xmpp', juliet, aliceOnXmpp), availability: 'dnd', note: 'in a meeting' }),
+        presenceEvent({ ...base('xmpp', { ...romeo, resource: 'r' }, aliceOnXmpp), availability: 'available' }),
+      ],
+      'sip',
+    );
+    expect(sent).toMatchObject([
+      { kind: 'presence', availability: 'dnd', note: 'in a meeting', from: { side: 'sip', user: 'juliet', domain: 'xmpp.test' }, to: alice },
+      { kind: 'presence', availability: 'available', from: { user: 'romeo' } },
+    ]);
+    const withdrawn = await crossing(adapters, [subscription('unsubscribe', 'sip', alice, julietOnSip)], 'xmpp');
+    expect(withdrawn).toMatchObject([{ kind: 'subscription', action: 'unsubscribe' }]);
+  });
+
+  it('matches SIP presentities by sip: patterns (an XMPP watcher subscribing to a SIP user)', async () => {
+    const { adapters } = await started(['sip:alice@corp.example']);
+    const sent = await crossing(adapters, [subscription('subscribe', 'xmpp', juliet, aliceOnXmpp)], 'sip');
+    expect(sent).toMatchObject([{ kind: 'subscription', action: 'subscribe', from: julietOnSip, to: alice }]);
+  });
+
+  it('drops presence that comes from one of its own addresses (a loop), on either side', async () => {
+    const { adapters } = await started(['*@xmpp.test', 'sip:*@corp.example', `*@${COMPONENT}`]);
+    const toXmpp = await crossing(adapters, [presenceEvent({ ...base('sip', julietOnSip, julietOnSip), availability: 'available' })], 'xmpp');
+    const toSip = await crossing(adapters, [presenceEvent({ ...base('xmpp', aliceOnXmpp, juliet), availability: 'available' })], 'sip');
+    expect(toXmpp).toEqual([]);
+    expect(toSip).toEqual([]);
   });
 });
