@@ -3,7 +3,8 @@
 #   prosody (XMPP server), kamailio (SIP proxy), sip-tester (sipp), slapd + ldap-utils
 #   (OpenLDAP directory), dnsmasq-base (DNS server for ENUM NAPTR records), openssl (test CA
 #   for the directory's TLS), kamailio-presence-modules + kamailio-sqlite-modules (Kamailio as a
-#   presence server for the presence tests).
+#   presence server for the presence tests), redis-server (the Redis queue and state backends;
+#   the tests start their own on a free port).
 # Usage: scripts/install-test-peers.sh           install what is missing (needs root)
 #        scripts/install-test-peers.sh --check   list what is missing, exit 1 if anything is
 set -euo pipefail
@@ -19,6 +20,7 @@ PEERS=(
   "ldap-utils:ldapadd"
   "dnsmasq-base:dnsmasq"
   "openssl:openssl"
+  "redis-server:redis-server"
 )
 
 missing=()
@@ -41,7 +43,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl"
+  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server"
   exit 0
 fi
 
