@@ -85,3 +85,13 @@ export function parseStanza(text: string): Element {
   if (stanza === undefined) throw new Error(`not a complete stanza: ${text}`);
   return stanza;
 }
+
+/**
+ * Fetches the user's roster (RFC 6121 §2.2), which makes the session an "interested resource":
+ * the server then delivers subscription approvals and cancellations to it (§3.1.6, §3.2.3).
+ */
+export async function requestRoster(user: TestUser): Promise<Element> {
+  const id = `roster-${Math.random().toString(36).slice(2)}`;
+  await user.client.send(xml('iq', { type: 'get', id }, xml('query', { xmlns: 'jabber:iq:roster' })));
+  return user.next((el) => el.name === 'iq' && el.attrs['id'] === id);
+}
