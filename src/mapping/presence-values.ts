@@ -129,24 +129,32 @@ export const SHOW_ACTIVITY: Readonly<Record<Show, Activity | undefined>> = {
 /** When several activities apply at once, the one that discourages contact most wins. */
 const SHOW_WEIGHT: Readonly<Record<Show, number>> = { chat: 0, away: 1, xa: 2, dnd: 3 };
 
+/** What a PIDF document says in XMPP terms. */
+export interface PidfPresence {
+  readonly availability: Availability;
+  readonly note?: string;
+  /** XMPP priority of the best open tuple, when it gave a contact priority. */
+  readonly priority?: number;
+}
+
 /** PIDF → one availability, note and XMPP priority (RFC 8048 §6.3 Table 2, RFC 4480 §3.2). */
-export function presenceFromPidf(doc: PidfDocument): { availability: Availability; note?: string; priority?: number } {
+export function presenceFromPidf(doc: PidfDocument): PidfPresence {
   // RFC 8048 §6.3 note 1: open → no type, closed → unavailable; one open tuple is enough.
   const open = doc.tuples
     .map((tuple, index) => ({ tuple, index }))
     .filter(({ tuple }) => tuple.basic === 'open')
     .sort((a, b) => (b.tuple.priority ?? 0) - (a.tuple.priority ?? 0) || a.index - b.index)
     .map(({ tuple }) => tuple);
+  const note = [...doc.notes, ...open.map((t) => t.note), ...doc.tuples.map((t) => t.note)].find((n) => n !== undefined && n !== '');
   const best = open[0];
-  const note = [...doc.notes, ...open.map((t) => t.note), ...doc.tuples.map((t) => t.note)].find(
-    (n): n is string => n !== undefined && n !== '',
-  );
-  const withNote = <T extends object>(p: T): T & { note?: string } => (note === undefined ? p : { ...p, note });
-  if (best === undefined) return withNote({ availability: 'unavailable' as Availability });
-  const availability: Availability = best.show ?? showOfActivities(doc.activities) ?? 'available';
+  const availability: Availability = best === undefined ? 'unavailable' : (best.show ?? showOfActivities(doc.activities) ?? 'available');
   // RFC 8048 §6.3 note 2 → §6.2 note 6: PIDF 0..1 ↔ XMPP 0..127.
-  const priority = best.priority === undefined ? undefined : xmppPriority(best.priority);
-  return withNote(priority === undefined ? { availability } : { availability, priority });
+  const priority = best?.priority === undefined ? undefined : xmppPriority(best.priority);
+  return {
+    availability,
+    ...(note === undefined ? {} : { note }),
+    ...(priority === undefined ? {} : { priority }),
+  };
 }
 
 /** XMPP resources of one user → one PIDF document (RFC 8048 §6.2 Table 1). */

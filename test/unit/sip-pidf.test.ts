@@ -122,6 +122,10 @@ describe('parsePidf namespaces', () => {
     const body = `<presence ${PRESENCE_OPEN} xmlns:r="urn:ietf:params:xml:ns:pidf:rpid"><tuple id="t"><status><r:activities><r:busy/></r:activities></status></tuple></presence>`;
     expect(parsePidf(body)).toMatchObject({ tuples: [], activities: ['busy'] });
   });
+  it('accepts a byte order mark, comments and processing instructions', () => {
+    const body = `\uFEFF<?xml version="1.0"?><!-- from a phone --><presence ${PRESENCE_OPEN}><?pi x?>${tupleXml('t')}<!-- end --></presence>\n`;
+    expect(parsePidf(body).tuples).toEqual([{ id: 't', basic: 'open' }]);
+  });
   it('ignores a contact priority that is not a qvalue', () => {
     const body = `<presence ${PRESENCE_OPEN}><tuple id="t"><status><basic>open</basic></status><contact priority="high">sip:a@b</contact></tuple></presence>`;
     expect(parsePidf(body).tuples).toEqual([{ id: 't', basic: 'open', contact: 'sip:a@b' }]);
