@@ -45,6 +45,10 @@ beforeAll(async () => {
   ALICE = { side: 'xmpp', user: 'alice\\40corp.example', domain: prosody.component };
   JULIET = { side: 'xmpp', user: 'juliet', domain: prosody.domain };
   aliceJid = `alice\\40corp.example@${prosody.component}`;
+  watched = [
+    { watcher: ALICE, presentity: JULIET },
+    { watcher: ALICE, presentity: { side: 'xmpp', user: 'romeo', domain: prosody.domain } },
+  ];
   const logger = process.env['TEST_LOG'] === '1' ? createLogger({ level: 'debug' }) : silentLogger();
   adapter = new XmppAdapter(
     xmppSchema.parse({
@@ -88,6 +92,16 @@ function subscription(action: SubscriptionAction, from: Address, to: Address): C
 }
 
 describe('XmppAdapter presence with Prosody', () => {
+  it('given watched users at start-up, then each is probed once on the first connect', async () => {
+    const probes = (log: string, user: string): number => countOf(log, `inbound presence probe from ${aliceJid} for ${user}@${prosody.domain}`);
+    const log = await waitFor('both probes in the server log', async () => {
+      const text = await prosody.log();
+      return probes(text, 'juliet') > 0 && probes(text, 'romeo') > 0 ? text : undefined;
+    });
+    expect([probes(log, 'juliet'), probes(log, 'romeo')]).toEqual([1, 1]);
+    watched = [];
+  });
+
   it('given a subscribe from a SIP user, when the XMPP user approves, then approve and her current presence reach the core', async () => {
     const mark = events.length;
     await adapter.send(subscription('subscribe', ALICE, JULIET));
