@@ -7,10 +7,8 @@
  * tree builder ignores a mismatched end tag), and namespaces are resolved here, so any prefix
  * works and elements of unknown namespaces are skipped.
  */
-// The SIP adapter may not use the XMPP stack; ltx is only a generic XML tokenizer and escaper here.
-// eslint-disable-next-line no-restricted-imports
+// ltx is only a generic XML tokenizer and escaper here (eslint.config.js allows it in this file).
 import { escapeXML, escapeXMLText } from 'ltx';
-// eslint-disable-next-line no-restricted-imports
 import SaxLtx from 'ltx/src/parsers/ltx.js';
 import { BridgeError } from '../../core/errors.js';
 import { isActivity, SHOWS, type PidfDocument, type PidfTuple, type Show } from '../../mapping/presence-values.js';
