@@ -75,7 +75,7 @@ describe('fromStanza', () => {
     ['chat state without body', `<message from='a@xmpp.test/r' to='b@sip.xmpp.test' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`],
     ['groupchat', `<message from='room@muc.xmpp.test/n' to='b@sip.xmpp.test' type='groupchat'><body>x</body></message>`],
     ['headline', `<message from='a@xmpp.test' to='b@sip.xmpp.test' type='headline'><body>x</body></message>`],
-    ['presence', `<presence from='a@xmpp.test/r' to='b@sip.xmpp.test'/>`],
+    ['presence to the component domain itself', `<presence from='a@xmpp.test/r' to='sip.xmpp.test'/>`],
     ['missing from', `<message to='b@sip.xmpp.test'><body>x</body></message>`],
   ])('given a %s, then it is ignored', (_what, text) => {
     expect(fromStanza(parseStanza(text), ctx).kind).toBe('ignored');
