@@ -3,11 +3,13 @@
  * identity chain (issue 3).
  */
 import { SipAdapter } from './adapters/sip/adapter.js';
-import { XmppAdapter } from './adapters/xmpp/adapter.js';
+import { XmppAdapter, type WatchedPair } from './adapters/xmpp/adapter.js';
 import type { BridgeConfig } from './config/schema.js';
 import { Bridge, type BridgeOptions } from './core/bridge.js';
 import { PresenceVisibility } from './core/policy/presence-visibility.js';
 import { MemoryQueue } from './core/queue/memory.js';
+import { MemorySubscriptionStore } from './core/state/memory-subscriptions.js';
+import type { SubscriptionStore } from './core/state/subscriptions.js';
 import { Router } from './core/router.js';
 import { AddressTranslator } from './mapping/address.js';
 import { buildIdentityChain, reloadIdentities, type IdentitySetup } from './mapping/identity/index.js';
@@ -46,6 +48,7 @@ export class BridgeWithIdentities extends Bridge {
 export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): BridgeWithIdentities {
   const queue = new MemoryQueue(config.queue);
   const translator = new AddressTranslator({ componentDomain: config.xmpp.component, xmppDomains: config.mapping.xmppDomains });
+  const subscriptions = new MemorySubscriptionStore({ maxRecords: config.presence.maxSubscriptions });
   const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }));
   const router = new Router({
     translator,
@@ -63,8 +66,39 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
       createAdapter: (side, hooks) =>
         side === 'sip'
           ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }))
-          : new XmppAdapter(config.xmpp, hooks, logger.child({ component: 'xmpp' })),
+          : new XmppAdapter(config.xmpp, hooks, logger.child({ component: 'xmpp' }), {
+              watched: () => watchedXmppUsers(subscriptions, translator),
+            }),
     },
     identities,
   );
+}
+
+/** Most XMPP users re-probed after the component (re)connects (the XMPP adapter caps it too). */
+const MAX_WATCHED = 10_000;
+
+/**
+ * The XMPP users SIP watchers hold active subscriptions to, as the component JIDs that watch
+ * them: after a reconnect neither Prosody nor ejabberd re-sends presence to a component, so the
+ * XMPP adapter probes these (issue 4 item 2).
+ */
+export async function watchedXmppUsers(store: SubscriptionStore, translator: AddressTranslator): Promise<WatchedPair[]> {
+  const pairs: WatchedPair[] = [];
+  for (const record of await store.list('notifier', MAX_WATCHED)) {
+    if (record.state !== 'active') continue;
+    const watcher = sipAddressOf(record.watcher);
+    const presentity = sipAddressOf(record.presentity);
+    if (watcher === undefined || presentity === undefined) continue;
+    try {
+      pairs.push({ watcher: translator.sipSenderToXmpp(watcher), presentity: translator.sipRecipientToXmpp(presentity) });
+    } catch {
+      // an address the configuration no longer serves: nothing to probe
+    }
+  }
+  return pairs;
+}
+
+function sipAddressOf(key: string): { side: 'sip'; user: string; domain: string } | undefined {
+  const at = key.lastIndexOf('@');
+  return at <= 0 ? undefined : { side: 'sip', user: key.slice(0, at), domain: key.slice(at + 1) };
 }
