@@ -1,30 +1,49 @@
 /**
  * The SIP side of the bridge: a trunk peer that takes page-mode MESSAGE requests in as
- * canonical events and sends canonical messages out as MESSAGE requests. IM only: every method
- * but MESSAGE and OPTIONS is refused (toll-fraud guard, DESIGN.md).
+ * canonical events and sends canonical messages out as MESSAGE requests, and carries presence
+ * both ways with SUBSCRIBE/NOTIFY (PresenceNotifier, PresenceSubscriber). IM and presence only:
+ * every other method is refused (toll-fraud guard, DESIGN.md); PUBLISH too, since the bridge is
+ * no presence server.
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { SipConfig } from '../../config/schema.js';
 import type { Adapter, AdapterHooks } from '../../core/adapter.js';
 import { BridgeError } from '../../core/errors.js';
-import type { CanonicalEvent, MessageEvent } from '../../core/events.js';
+import type { Address, CanonicalEvent, MessageEvent, SubscriptionEvent } from '../../core/events.js';
 import { randomToken } from '../../core/ids.js';
-import { conditionForSipStatus, sipStatusForCondition } from '../../mapping/error-conditions.js';
+import { ExpiryScheduler } from '../../core/state/expiry.js';
+import { MemorySubscriptionStore } from '../../core/state/memory-subscriptions.js';
+import type { SubscriptionRecord, SubscriptionStore } from '../../core/state/subscriptions.js';
+import { conditionForSipStatus } from '../../mapping/error-conditions.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { headerValue, headerValues, type SipHeader, type SipRequest, type SipResponse } from './codec/message.js';
 import { buildResponse } from './codec/response.js';
 import { serializeMessage } from './codec/serialize.js';
 import { parseUri } from './codec/uri.js';
 import { fromSipRequest, toSipRequest, ACCEPTED_CONTENT_TYPE } from './page-mode.js';
+import { PIDF_CONTENT_TYPE } from './pidf.js';
+import { ALLOW_EVENTS, DEFAULT_PRESENCE_LIMITS, statusFor, type Answer, type PresenceContext, type PresenceLimits } from './presence-context.js';
+import { PresenceNotifier, type NotifierRecord } from './presence-notifier.js';
+import { PresenceSubscriber, type SubscriberRecord } from './presence-subscriber.js';
 import { TransactionLayer } from './transaction/layer.js';
 import type { NonInviteServerTransaction } from './transaction/server.js';
 import { realScheduler, type Scheduler } from './transaction/timers.js';
-import { SipTransport, type BoundPort, type Destination, type TransportKind, type TransportOptions } from './transport/transport.js';
+import {
+  SipTransport,
+  type BoundPort,
+  type Destination,
+  type ReceivedFrom,
+  type TransportKind,
+  type TransportOptions,
+} from './transport/transport.js';
 import { DEFAULT_SIP_PORT, stripBrackets } from './transport/via.js';
 
 /** Methods this trunk peer answers; everything else gets 405 with this list (RFC 3261 §21.4.6). */
-export const ALLOWED_METHODS = 'MESSAGE, OPTIONS';
+export const ALLOWED_METHODS = 'MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY';
+
+/** Subscriptions held by the default in-memory store, at most (a SUBSCRIBE past it gets 503). */
+export const DEFAULT_MAX_SUBSCRIPTIONS = 100_000;
 
 /** RFC 3261 §18.1.1: larger requests go over TCP when the path MTU is unknown. */
 export const UDP_REQUEST_LIMIT = 1300;
@@ -35,6 +54,10 @@ export interface SipAdapterOptions {
   readonly transport?: TransportOptions;
   /** Live server transactions at most; past it requests get 503 (see TransactionLayer). */
   readonly maxServerTransactions?: number;
+  /** Where presence subscriptions live; default a MemorySubscriptionStore of DEFAULT_MAX_SUBSCRIPTIONS. */
+  readonly subscriptions?: SubscriptionStore;
+  /** Subscription durations in seconds (defaults: 3600, minimum 60, maximum 86 400). */
+  readonly presence?: Partial<PresenceLimits>;
 }
 
 export class SipAdapter implements Adapter {
@@ -43,6 +66,10 @@ export class SipAdapter implements Adapter {
   private readonly transport: SipTransport;
   private readonly layer: TransactionLayer;
   private readonly inflight = new Set<Promise<unknown>>();
+  private readonly subscriptions: SubscriptionStore;
+  private readonly expiry: ExpiryScheduler;
+  private readonly notifier: PresenceNotifier;
+  private readonly subscriber: PresenceSubscriber;
   private running = false;
 
   /** No I/O here: sockets are opened by start(). */
@@ -59,15 +86,36 @@ export class SipAdapter implements Adapter {
       scheduler: options.scheduler ?? realScheduler,
       transport: this.transport,
       logger: this.log,
-      onRequest: (req, tx) => this.onRequest(req, tx),
+      onRequest: (req, tx, from) => this.onRequest(req, tx, from),
       onOverload: (req, tx) => this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] }),
       ...(options.maxServerTransactions === undefined ? {} : { maxServerTransactions: options.maxServerTransactions }),
+    });
+    this.subscriptions = options.subscriptions ?? new MemorySubscriptionStore({ maxRecords: DEFAULT_MAX_SUBSCRIPTIONS });
+    const presence: PresenceContext = {
+      store: this.subscriptions,
+      hooks,
+      log: this.log,
+      limits: presenceLimits(options.presence),
+      timerN: 64 * config.timers.t1Ms,
+      now: () => Date.now(),
+      local: (transport) => ({ transport, sentBy: this.transport.sentBy(transport) }),
+      route: (target) => this.nextHop(target),
+      exchange: (request, to) => this.exchange(request, to),
+      poke: () => this.expiry.poke(),
+    };
+    this.notifier = new PresenceNotifier(presence);
+    this.subscriber = new PresenceSubscriber(presence);
+    this.expiry = new ExpiryScheduler({
+      store: this.subscriptions,
+      logger: this.log,
+      onExpired: (record) => this.track(this.onExpired(record)),
     });
   }
 
   async start(): Promise<void> {
     await this.transport.start();
     this.running = true;
+    this.expiry.start();
     const listening = this.transport.boundPorts();
     this.log.info({ listening }, 'SIP adapter listening');
     if (!this.config.advertisedHost && listening.some((b) => b.host === '0.0.0.0' || b.host === '::')) {
@@ -79,7 +127,8 @@ export class SipAdapter implements Adapter {
   async stop(): Promise<void> {
     if (!this.running) return this.transport.stop();
     this.running = false;
-    const drained = Promise.allSettled([...this.inflight]);
+    await this.expiry.stop();
+    const drained = Promise.allSettled([...this.inflight, this.notifier.idle()]);
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, 64 * this.config.timers.t1Ms + 1000);
@@ -111,22 +160,46 @@ export class SipAdapter implements Adapter {
       );
       return Promise.resolve();
     }
-    if (event.kind !== 'message') {
-      return Promise.reject(
-        new BridgeError('SIP_PRESENCE_UNSUPPORTED', `${event.kind} events are not bridged to SIP yet`, {
-          condition: 'feature-not-implemented',
-          retryable: false,
-        }),
-      );
+    if (!this.running) {
+      return Promise.reject(new BridgeError('SIP_STOPPED', 'SIP adapter is not running', { condition: 'service-unavailable', retryable: true }));
     }
-    return this.track(this.sendMessage(event));
+    switch (event.kind) {
+      case 'message':
+        return this.track(this.sendMessage(event));
+      case 'presence':
+        return this.track(this.notifier.onPresence(event));
+      case 'subscription':
+        return this.track(this.sendSubscription(event));
+      case 'probe':
+        return this.track(this.subscriber.onProbe(event));
+    }
+  }
+
+  /**
+   * The presentity's answers (approve, deny, cancel) go to SIP watchers of XMPP users; the
+   * watcher's requests (subscribe, unsubscribe) become our own SIP subscriptions.
+   */
+  private sendSubscription(event: SubscriptionEvent): Promise<void> {
+    switch (event.action) {
+      case 'approve':
+      case 'deny':
+      case 'cancel':
+        return this.notifier.onAuthorization(event);
+      case 'subscribe':
+        return this.subscriber.onSubscribe(event);
+      case 'unsubscribe':
+        return this.subscriber.onUnsubscribe(event);
+    }
+  }
+
+  private onExpired(record: SubscriptionRecord): Promise<void> {
+    return record.role === 'notifier'
+      ? this.notifier.onExpired(record as NotifierRecord)
+      : this.subscriber.onExpired(record as SubscriberRecord);
   }
 
   private async sendMessage(event: MessageEvent): Promise<void> {
-    if (!this.running) {
-      throw new BridgeError('SIP_STOPPED', 'SIP adapter is not running', { condition: 'service-unavailable', retryable: true });
-    }
-    const hop = await this.nextHop(event);
+    const hop = await this.nextHop(event.to);
     const build = (transport: TransportKind): SipRequest =>
       toSipRequest(event, { transport, sentBy: this.transport.sentBy(transport), route: hop.route });
     const to = hop.to;
@@ -148,16 +221,23 @@ export class SipAdapter implements Adapter {
     this.log.debug({ id: event.id, to: `${to.host}:${to.port}` }, 'MESSAGE delivered');
   }
 
-  /** One client transaction: resolves on 2xx, rejects with the BridgeError for any other end. */
-  private transact(request: SipRequest, to: Destination): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /** One MESSAGE transaction: resolves on 2xx, rejects with the BridgeError for any other end. */
+  private async transact(request: SipRequest, to: Destination): Promise<void> {
+    const res = await this.exchange(request, to);
+    if (res.status >= 300) throw rejected(res);
+  }
+
+  /** One client transaction: its final response, or the BridgeError for a timeout or transport failure. */
+  private exchange(request: SipRequest, to: Destination): Promise<SipResponse> {
+    const method = request.method;
+    return new Promise<SipResponse>((resolve, reject) => {
       this.layer.request(request, to, {
-        onFinal: (res) => (res.status < 300 ? resolve() : reject(rejected(res))),
+        onFinal: resolve,
         // RFC 3261 §8.1.3.1: a transaction timeout is treated as 408. Not retryable: the
         // MESSAGE may have arrived and only the answer was lost, so a retry could duplicate it.
         onTimeout: () =>
           reject(
-            new BridgeError('SIP_TIMEOUT', `no final response to MESSAGE within ${64 * this.config.timers.t1Ms} ms`, {
+            new BridgeError('SIP_TIMEOUT', `no final response to ${method} within ${64 * this.config.timers.t1Ms} ms`, {
               condition: conditionForSipStatus(408),
               sipStatus: 408,
               retryable: false,
@@ -168,7 +248,7 @@ export class SipAdapter implements Adapter {
           reject(
             err instanceof BridgeError
               ? err
-              : new BridgeError('SIP_TRANSPORT', `sending MESSAGE to ${to.host}:${to.port} failed: ${err.message}`, {
+              : new BridgeError('SIP_TRANSPORT', `sending ${method} to ${to.host}:${to.port} failed: ${err.message}`, {
                   condition: conditionForSipStatus(503),
                   retryable: !sentBefore,
                   cause: err,
@@ -179,9 +259,9 @@ export class SipAdapter implements Adapter {
   }
 
   /** Outbound proxy when configured (loose route if it has `lr`), else the Request-URI's host. */
-  private async nextHop(event: MessageEvent): Promise<{ to: Destination; route?: string }> {
+  private async nextHop(address: Address): Promise<{ to: Destination; route?: string }> {
     const proxy = this.config.outboundProxy;
-    const target = proxy ?? `sip:${event.to.domain}`;
+    const target = proxy ?? `sip:${address.domain}`;
     let uri;
     try {
       uri = parseUri(target);
@@ -215,7 +295,7 @@ export class SipAdapter implements Adapter {
     }
   }
 
-  private onRequest(req: SipRequest, tx: NonInviteServerTransaction): void {
+  private onRequest(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom): void {
     if (!this.running) {
       this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] });
       return;
@@ -235,19 +315,27 @@ export class SipAdapter implements Adapter {
       case 'MESSAGE':
         void this.track(this.onMessage(req, tx));
         return;
+      case 'SUBSCRIBE':
+        void this.track(this.guarded(req, tx, (answer) => this.notifier.onSubscribe(req, from, answer)));
+        return;
+      case 'NOTIFY':
+        void this.track(this.guarded(req, tx, (answer) => this.subscriber.onNotify(req, answer)));
+        return;
       case 'OPTIONS':
-        // RFC 3261 §11.2: what we allow and accept; trunks use it as a keep-alive.
+        // RFC 3261 §11.2: what we allow and accept; trunks use it as a keep-alive. RFC 6665
+        // §4.4.4: Allow-Events names the packages we take.
         this.respond(tx, req, 200, {
           headers: [
             { name: 'Allow', value: ALLOWED_METHODS },
-            { name: 'Accept', value: ACCEPTED_CONTENT_TYPE },
+            { name: 'Accept', value: `${ACCEPTED_CONTENT_TYPE}, ${PIDF_CONTENT_TYPE}` },
+            ALLOW_EVENTS,
           ],
         });
         return;
       case 'CANCEL':
         // RFC 3261 §9.2: 200 if it matches a transaction (a non-INVITE one goes on unaffected),
         // else 481. INVITE is listed because the 405 to one is still a live transaction.
-        this.respond(tx, req, this.layer.cancelTarget(req, ['MESSAGE', 'OPTIONS', 'INVITE']) ? 200 : 481);
+        this.respond(tx, req, this.layer.cancelTarget(req, ['MESSAGE', 'OPTIONS', 'SUBSCRIBE', 'NOTIFY', 'INVITE']) ? 200 : 481);
         return;
       default:
         // IM only: INVITE and every other method is refused (toll-fraud guard).
@@ -273,16 +361,31 @@ export class SipAdapter implements Adapter {
     }
   }
 
+  /** Runs a presence handler; one that fails before answering gets 500, never a hang. */
+  private async guarded(req: SipRequest, tx: NonInviteServerTransaction, handle: (answer: Answer) => Promise<void>): Promise<void> {
+    let answered = false;
+    const answer: Answer = (status, opts = {}) => {
+      answered = true;
+      this.respond(tx, req, status, opts);
+    };
+    try {
+      await handle(answer);
+    } catch (err) {
+      this.log.warn({ err, method: req.method, callId: headerValue(req, 'Call-ID') }, 'presence request handling failed');
+      if (!answered) this.respond(tx, req, statusFor(err));
+    }
+  }
+
   private respond(
     tx: NonInviteServerTransaction,
     req: SipRequest,
     status: number,
-    opts: { reason?: string; headers?: SipHeader[] } = {},
+    opts: { reason?: string; headers?: SipHeader[]; toTag?: string } = {},
   ): void {
     let response: SipResponse;
     try {
-      // RFC 3261 §8.2.6.2: a UAS adds a To tag when the request had none.
-      response = buildResponse(req, status, { ...opts, toTag: randomToken(12) });
+      // RFC 3261 §8.2.6.2: a UAS adds a To tag when the request had none (the dialog's, if any).
+      response = buildResponse(req, status, { ...opts, toTag: opts.toTag ?? randomToken(12) });
     } catch (err) {
       this.log.warn({ err, status }, 'could not build SIP response');
       tx.abort();
@@ -301,11 +404,12 @@ export class SipAdapter implements Adapter {
   }
 }
 
-/** The final status for an error from the core: its own SIP status, else RFC 7247 §7.1. */
-function statusFor(err: unknown): number {
-  if (!(err instanceof BridgeError)) return 500;
-  const status = err.sipStatus ?? sipStatusForCondition(err.condition);
-  return status >= 300 && status <= 699 ? status : 500;
+/** The configured durations over the defaults; a minimum above the default or maximum is lowered to it. */
+function presenceLimits(given: Partial<PresenceLimits> = {}): PresenceLimits {
+  const maxExpires = given.maxExpires ?? DEFAULT_PRESENCE_LIMITS.maxExpires;
+  const defaultExpires = Math.min(given.defaultExpires ?? DEFAULT_PRESENCE_LIMITS.defaultExpires, maxExpires);
+  const minExpires = Math.min(given.minExpires ?? DEFAULT_PRESENCE_LIMITS.minExpires, defaultExpires);
+  return { defaultExpires, minExpires, maxExpires };
 }
 
 function rejected(res: SipResponse): BridgeError {
