@@ -1,0 +1,129 @@
+/**
+ * Starts a private Kamailio on loopback as a SIP presence server (modules presence and
+ * presence_xml, RFC 3856/3903): PUBLISH stores a presentity's PIDF, SUBSCRIBE is answered and
+ * followed by NOTIFYs. Authorization is off (presence_xml force_active), state lives in db_text
+ * tables in a temporary directory. Every PUBLISH and SUBSCRIBE is logged as a `presence-server:`
+ * line so tests can see what reached it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, tcpAccepts, waitFor } from './ports.js';
+import { stopProcess } from './process.js';
+
+export interface KamailioPresenceOptions {
+  /** Users for whom every SUBSCRIBE is refused with 403 (an authorization refused for good). */
+  refuse?: string[];
+}
+
+export interface KamailioPresence {
+  host: string;
+  port: number;
+  /** `sip:127.0.0.1:PORT;transport=udp|tcp`, for use as an outbound proxy. */
+  uri(transport: 'udp' | 'tcp'): string;
+  /** The `presence-server:` lines logged so far, e.g. `SUBSCRIBE sip:bob@… totag= expires=3600 callid=…`. */
+  requests(): string[];
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const INSTALL_HINT = 'kamailio presence modules not found: run scripts/install-test-peers.sh (kamailio-presence-modules)';
+const DBTEXT_SCHEMA = '/usr/share/kamailio/dbtext/kamailio';
+/** The db_text tables presence and presence_xml read and write. */
+const TABLES = ['version', 'presentity', 'active_watchers', 'watchers', 'xcap', 'pua'];
+
+export async function startKamailioPresence(options: KamailioPresenceOptions = {}): Promise<KamailioPresence> {
+  if (spawnSync('sh', ['-c', 'command -v kamailio']).status !== 0) throw new Error(INSTALL_HINT);
+  const dir = await mkdtemp(join(tmpdir(), 'bridge-kamailio-presence-'));
+  const db = join(dir, 'db');
+  await mkdir(db);
+  for (const table of TABLES) await copyFile(join(DBTEXT_SCHEMA, table), join(db, table));
+  const port = await freePort();
+  const cfgPath = join(dir, 'kamailio.cfg');
+  await writeFile(cfgPath, config(port, db, options.refuse ?? []));
+
+  const check = spawnSync('kamailio', ['-c', '-f', cfgPath], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`kamailio presence config check failed:\n${check.stderr}`);
+
+  let output = '';
+  const child: ChildProcess = spawn(
+    'kamailio',
+    ['-f', cfgPath, '-DD', '-E', '-n', '2', '-N', '1', '-m', '32', '-M', '8', '-P', join(dir, 'kamailio.pid'), '-w', dir, '-Y', dir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+
+  try {
+    await waitFor(`kamailio presence server on 127.0.0.1:${port}`, async () => {
+      if (exited) throw new Error(`kamailio exited during start-up:\n${output}`);
+      return (await tcpAccepts(port)) || undefined;
+    }, 15_000, 50);
+  } catch (err) {
+    await stopProcess(child);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  return {
+    host: '127.0.0.1',
+    port,
+    uri: (transport) => `sip:127.0.0.1:${port};transport=${transport}`,
+    requests: () => [...output.matchAll(/presence-server: (.*)$/gm)].map((m) => m[1]!),
+    output: () => output,
+    async stop() {
+      await stopProcess(child);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function config(port: number, db: string, refuse: string[]): string {
+  const refusals = refuse.map((user) => `    if (is_method("SUBSCRIBE") && $rU == "${user}") { sl_send_reply("403", "Forbidden"); exit; }`).join('\n');
+  return `#!KAMAILIO
+debug=2
+log_stderror=yes
+memdbg=5
+memlog=5
+auto_aliases=no
+listen=udp:127.0.0.1:${port}
+listen=tcp:127.0.0.1:${port}
+tcp_connection_lifetime=60
+
+loadmodule "db_text.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "presence.so"
+loadmodule "presence_xml.so"
+
+modparam("tm", "fr_timer", 8000)
+modparam("presence", "db_url", "text://${db}")
+modparam("presence", "server_address", "sip:127.0.0.1:${port}")
+modparam("presence", "subs_db_mode", 0)
+modparam("presence_xml", "db_url", "text://${db}")
+modparam("presence_xml", "force_active", 1)
+
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    xlog("L_INFO", "presence-server: $rm $ru totag=$tt expires=$hdr(Expires) callid=$ci\\n");
+    if (is_method("OPTIONS")) { sl_send_reply("200", "OK"); exit; }
+${refusals}
+    if (is_method("PUBLISH|SUBSCRIBE")) {
+        if (!t_newtran()) { sl_reply_error(); exit; }
+        if (is_method("PUBLISH")) { handle_publish(); } else { handle_subscribe(); }
+        t_release();
+        exit;
+    }
+    sl_send_reply("405", "Method Not Allowed");
+    exit;
+}
+`;
+}
