@@ -64,7 +64,7 @@ class Dialog {
       `SIP/2.0 ${status} Whatever`,
       `Via: ${header(this.subscribe, 'Via')}`,
       `From: ${header(this.subscribe, 'From')}`,
-      `To: ${header(this.subscribe, 'To')};tag=${this.toTag}`,
+      `To: ${withTag(header(this.subscribe, 'To')!, this.toTag)}`,
       `Call-ID: ${this.callId}`,
       `CSeq: ${header(this.subscribe, 'CSeq')}`,
       `Contact: <sip:bob@127.0.0.1:${server.port}>`,
@@ -100,11 +100,16 @@ class Dialog {
   }
 }
 
+/** A To header with our tag, unless the request carried one already (in the dialog). */
+function withTag(to: string, tag: string): string {
+  return /;\s*tag=/i.test(to) ? to : `${to};tag=${tag}`;
+}
+
 /** The next request from the adapter of `method`, skipping retransmissions of ones already taken. */
 const taken = new Set<string>();
-async function nextRequest(method: string): Promise<string> {
+async function nextRequest(method: string, timeoutMs = 5000): Promise<string> {
   for (let i = 0; i < 50; i++) {
-    const msg = await server.next();
+    const msg = await server.next(timeoutMs);
     const key = `${header(msg, 'Call-ID')}|${header(msg, 'CSeq')}`;
     if (msg.startsWith(`${method} `) && !taken.has(key)) {
       taken.add(key);
@@ -236,4 +241,36 @@ it('given terminated;reason=timeout after active, then a new SUBSCRIBE in a new 
   expect(header(second.subscribe, 'To')).not.toMatch(/tag=/);
   expect(actions()).toEqual(['approve', 'presence:available']);
   await waitFor('the new subscription stored', async () => (await store.byWatcher('juliet@xmpp.example.org', 'subscriber')).find((r) => r.state === 'active'));
+});
+
+it('given a short subscription, then it is refreshed in its dialog; a 481 to the refresh starts a new dialog (RFC 6665 §4.1.2.2)', async () => {
+  const sending = julietSubscribes();
+  const first = new Dialog(await nextRequest('SUBSCRIBE'));
+  await first.answer(200, 2); // the 2xx grants 2 s: a refresh is due after 1 s
+  await sending;
+  await first.notify({ state: 'active;expires=2' });
+  await notifyAnswer();
+  const refresh = await nextRequest('SUBSCRIBE');
+  await new Dialog(refresh).answer(481);
+  const fresh = await nextRequest('SUBSCRIBE');
+
+  expect(header(refresh, 'Call-ID')).toBe(first.callId);
+  expect(header(refresh, 'To')).toContain(`;tag=${first.toTag}`);
+  expect(header(refresh, 'CSeq')).toBe('2 SUBSCRIBE');
+  expect(refresh).toMatch(new RegExp(`^SUBSCRIBE sip:bob@127\\.0\\.0\\.1:${server.port} SIP/2\\.0`)); // the remote target
+  expect(header(fresh, 'Call-ID')).not.toBe(first.callId);
+  expect(header(fresh, 'To')).not.toMatch(/tag=/);
+  await new Dialog(fresh).answer(200);
+  const callIds = async (): Promise<string[]> =>
+    (await store.byWatcher<{ dialog: { callId: string } }>('juliet@xmpp.example.org', 'subscriber')).map((r) => r.data.dialog.callId);
+  await waitFor('the new dialog stored in place of the old', async () => ((await callIds()).join() === header(fresh, 'Call-ID') ? true : undefined));
+});
+
+it('given a 2xx but no NOTIFY within Timer N (64·T1), then the subscription counts as failed and a new SUBSCRIBE goes out', async () => {
+  const first = await subscribed();
+  const again = await nextRequest('SUBSCRIBE', 64 * 100 + 5000);
+
+  expect(header(again, 'Call-ID')).not.toBe(first.callId);
+  await new Dialog(again).answer(200);
+  await waitFor('the new dialog stored', async () => (await store.byWatcher('juliet@xmpp.example.org', 'subscriber'))[0]);
 });

@@ -243,7 +243,7 @@ export class PresenceSubscriber {
       return this.again(confirming, `refresh answered ${res.status}`);
     }
     // RFC 6665 §4.1.2.2: other failures leave the subscription valid until its known end.
-    await this.serial.run(record.id, () => this.put({ ...record, expiresAt: now + REFRESH_RETRY_MS, data: { ...record.data, dialog } }));
+    await this.serial.run(record.id, () => this.put({ ...record, data: { ...record.data, dialog } }, now + REFRESH_RETRY_MS));
   }
 
   /** The first SUBSCRIBE of a new dialog; resolves on 2xx, rejects with the SIP refusal. */
@@ -380,16 +380,14 @@ export class PresenceSubscriber {
     };
   }
 
-  /** Stores the record with the expiry its phase calls for and wakes the scheduler. */
-  private async put(record: SubscriberRecord): Promise<void> {
-    const { phase, endsAt } = record.data;
-    const now = this.ctx.now();
-    const expiresAt =
-      record.state === 'terminated' || phase === 'retry'
-        ? record.expiresAt
-        : phase === 'confirming'
-          ? Math.min(record.expiresAt, refreshAt(now, endsAt))
-          : refreshAt(now, endsAt);
+  /**
+   * Stores the record and wakes the scheduler. A live subscription is due at its refresh time;
+   * the other phases carry their own deadline (Timer N, the retry time, the end of an unsubscribe).
+   * `at` overrides both (a refresh to try again sooner).
+   */
+  private async put(record: SubscriberRecord, at?: number): Promise<void> {
+    const live = record.state !== 'terminated' && record.data.phase === 'live';
+    const expiresAt = at ?? (live ? refreshAt(this.ctx.now(), record.data.endsAt) : record.expiresAt);
     await this.ctx.store.put({ ...record, expiresAt });
     this.ctx.poke();
   }
