@@ -10,8 +10,8 @@ import {
   uasDialog,
   type LocalSide,
 } from '../../src/adapters/sip/dialog.js';
-import { withResource } from '../../src/adapters/sip/presence-notifier.js';
-import { refreshAt } from '../../src/adapters/sip/presence-subscriber.js';
+import { withResource } from '../../src/adapters/sip/presence/notifier.js';
+import { refreshAt } from '../../src/adapters/sip/presence/subscriber.js';
 import { presenceEvent, type Availability } from '../../src/core/events.js';
 import type { ResourcePresence } from '../../src/mapping/presence-values.js';
 

@@ -10,7 +10,7 @@ import {
   isPidf,
   parseSubscriptionState,
   type SubscriptionStateValue,
-} from '../../src/adapters/sip/event-headers.js';
+} from '../../src/adapters/sip/presence/event-headers.js';
 
 function request(headers: [string, string][]): SipRequest {
   return { kind: 'request', method: 'SUBSCRIBE', uri: 'sip:juliet@xmpp.example.org', headers: headers.map(([name, value]) => ({ name, value })), body: Buffer.alloc(0) };

@@ -2,15 +2,15 @@
  * What the two presence roles of the SIP adapter (PresenceNotifier, PresenceSubscriber) share:
  * the adapter's services they call, their limits, and small helpers.
  */
-import type { AdapterHooks } from '../../core/adapter.js';
-import { BridgeError } from '../../core/errors.js';
-import type { Address } from '../../core/events.js';
-import type { SubscriptionStore } from '../../core/state/subscriptions.js';
-import { sipStatusForCondition } from '../../mapping/error-conditions.js';
-import type { Logger } from '../../telemetry/logger.js';
-import type { SipHeader, SipRequest, SipResponse } from './codec/message.js';
-import type { LocalSide } from './dialog.js';
-import type { Destination, TransportKind } from './transport/transport.js';
+import type { AdapterHooks } from '../../../core/adapter.js';
+import { BridgeError } from '../../../core/errors.js';
+import type { Address } from '../../../core/events.js';
+import type { SubscriptionStore } from '../../../core/state/subscriptions.js';
+import { sipStatusForCondition } from '../../../mapping/error-conditions.js';
+import type { Logger } from '../../../telemetry/logger.js';
+import type { SipHeader, SipRequest, SipResponse } from '../codec/message.js';
+import type { LocalSide } from '../dialog.js';
+import type { Destination, TransportKind } from '../transport/transport.js';
 
 /** Subscription durations in seconds (RFC 3856 §6.4: one hour by default). */
 export interface PresenceLimits {

@@ -4,7 +4,7 @@
  * before it expires, subscribes again when the notifier ends it for a reason that allows it,
  * and turns its NOTIFYs into approve/deny and presence events for the XMPP watcher.
  */
-import { BridgeError } from '../../core/errors.js';
+import { BridgeError } from '../../../core/errors.js';
 import {
   presenceEvent,
   subscriptionEvent,
@@ -12,12 +12,12 @@ import {
   type Availability,
   type ProbeEvent,
   type SubscriptionEvent,
-} from '../../core/events.js';
-import type { SubscriptionRecord } from '../../core/state/subscriptions.js';
-import { conditionForSipStatus } from '../../mapping/error-conditions.js';
-import { presenceFromPidf } from '../../mapping/presence-values.js';
-import { headerValue, type SipHeader, type SipRequest, type SipResponse } from './codec/message.js';
-import { formatUri } from './codec/uri.js';
+} from '../../../core/events.js';
+import type { SubscriptionRecord } from '../../../core/state/subscriptions.js';
+import { conditionForSipStatus } from '../../../mapping/error-conditions.js';
+import { presenceFromPidf } from '../../../mapping/presence-values.js';
+import { headerValue, type SipHeader, type SipRequest, type SipResponse } from '../codec/message.js';
+import { formatUri } from '../codec/uri.js';
 import {
   confirmDialog,
   contactFor,
@@ -27,10 +27,10 @@ import {
   tagOf,
   uacDialog,
   type DialogState,
-} from './dialog.js';
+} from '../dialog.js';
 import { eventPackage, isPidf, parseSubscriptionState, PRESENCE_EVENT, type SubscriptionStateValue } from './event-headers.js';
-import { parsePidf, PIDF_CONTENT_TYPE } from './pidf.js';
-import { addressKey, ALLOW_EVENTS, bare, KeyedSerial, type Answer, type PresenceContext } from './presence-context.js';
+import { parsePidf, PIDF_CONTENT_TYPE } from '../pidf.js';
+import { addressKey, ALLOW_EVENTS, bare, KeyedSerial, type Answer, type PresenceContext } from './context.js';
 
 export interface LastPresence {
   readonly availability: Availability;

@@ -4,10 +4,10 @@
  * text; a malformed value is `undefined` (or throws SipParseError 400 where the caller must
  * refuse the request).
  */
-import { headerValue, headerValues, type SipMessage } from './codec/message.js';
-import { SipParseError } from './codec/parse-error.js';
-import { splitHeaderList } from './codec/uri.js';
-import { PIDF_CONTENT_TYPE } from './pidf.js';
+import { headerValue, headerValues, type SipMessage } from '../codec/message.js';
+import { SipParseError } from '../codec/parse-error.js';
+import { splitHeaderList } from '../codec/uri.js';
+import { PIDF_CONTENT_TYPE } from '../pidf.js';
 
 /** RFC 3856 §4: the presence event package. */
 export const PRESENCE_EVENT = 'presence';

@@ -3,20 +3,20 @@
  * to an XMPP user through the bridge. The SUBSCRIBE becomes an XMPP subscription request (and a
  * probe); the XMPP user's answer and presence become NOTIFYs in the subscription's dialog.
  */
-import { BridgeError } from '../../core/errors.js';
-import { presenceEvent, probeEvent, subscriptionEvent, type Address, type PresenceEvent, type SubscriptionEvent } from '../../core/events.js';
-import { randomToken } from '../../core/ids.js';
-import type { SubscriptionRecord, SubscriptionState } from '../../core/state/subscriptions.js';
-import { Coalescer } from '../../core/coalesce.js';
-import { pidfFromPresence, type ResourcePresence } from '../../mapping/presence-values.js';
-import { headerValue, type SipHeader, type SipRequest } from './codec/message.js';
-import { parseNameAddr } from './codec/uri.js';
-import { contactFor, DialogError, inDialogRequest, receiveInDialog, tagOf, uasDialog, type DialogState } from './dialog.js';
+import { BridgeError } from '../../../core/errors.js';
+import { presenceEvent, probeEvent, subscriptionEvent, type Address, type PresenceEvent, type SubscriptionEvent } from '../../../core/events.js';
+import { randomToken } from '../../../core/ids.js';
+import type { SubscriptionRecord, SubscriptionState } from '../../../core/state/subscriptions.js';
+import { Coalescer } from '../../../core/coalesce.js';
+import { pidfFromPresence, type ResourcePresence } from '../../../mapping/presence-values.js';
+import { headerValue, type SipHeader, type SipRequest } from '../codec/message.js';
+import { parseNameAddr } from '../codec/uri.js';
+import { contactFor, DialogError, inDialogRequest, receiveInDialog, tagOf, uasDialog, type DialogState } from '../dialog.js';
 import { acceptsPidf, eventPackage, expiresOf, formatSubscriptionState, PRESENCE_EVENT, type SubscriptionStateValue } from './event-headers.js';
-import { senderAddress } from './page-mode.js';
-import { buildPidf, PIDF_CONTENT_TYPE } from './pidf.js';
-import { addressKey, ALLOW_EVENTS, bare, KeyedSerial, statusFor, type Answer, type PresenceContext } from './presence-context.js';
-import type { ReceivedFrom } from './transport/transport.js';
+import { senderAddress } from '../page-mode.js';
+import { buildPidf, PIDF_CONTENT_TYPE } from '../pidf.js';
+import { addressKey, ALLOW_EVENTS, bare, KeyedSerial, statusFor, type Answer, type PresenceContext } from './context.js';
+import type { ReceivedFrom } from '../transport/transport.js';
 
 /** What a notifier record holds besides the dialog. */
 export interface NotifierData {
@@ -157,14 +157,19 @@ export class PresenceNotifier {
         const cseq = dialog.remoteSeq;
         const base = { origin: 'sip' as const, from: watcher, to: presentity, createdAt: this.ctx.now(), originRef: dialog.callId };
         if (!authorized) {
+          // An XMPP server that already authorized the watcher answers the subscribe with
+          // `subscribed` and current presence itself (RFC 6121 §3.1.3). No probe here: to a
+          // watcher not yet subscribed, Prosody answers a probe with `unsubscribed`
+          // (RFC 6121 §4.3.2), which would read as a refusal before the user has decided.
           await this.ctx.hooks.onEvent(
             subscriptionEvent({ ...base, action: 'subscribe', dedupeKey: `sip:${dialog.callId}:${cseq}:${dialog.remoteTag}` }),
           );
+        } else {
+          // Authorized already (another dialog of this watcher): the probe fetches current presence.
+          void this.ctx.hooks
+            .onEvent(probeEvent({ ...base, dedupeKey: `sip:${dialog.callId}:${cseq}:${dialog.remoteTag}:probe` }))
+            .catch((err: unknown) => this.ctx.log.debug({ err, subscription: id }, 'probe for a new watcher not taken'));
         }
-        // The probe asks an XMPP server that already authorized the watcher for current presence.
-        void this.ctx.hooks
-          .onEvent(probeEvent({ ...base, dedupeKey: `sip:${dialog.callId}:${cseq}:${dialog.remoteTag}:probe` }))
-          .catch((err: unknown) => this.ctx.log.debug({ err, subscription: id }, 'probe for a new watcher not taken'));
       } catch (err) {
         await this.ctx.store.delete(id);
         const status = statusFor(err);
