@@ -105,7 +105,7 @@ describe.each(['udp', 'tcp'] as const)('sipp watcher over %s', (transport) => {
       expect(result.code, `sipp exit ${result.code}\n${result.errors}\n${result.messages.slice(-3000)}`).toBe(0);
       expect(events[0]).toMatchObject({ kind: 'subscription', action: 'subscribe', origin: 'sip', from: ALICE, to: JULIET });
       // RFC 8048 §5.3.3: when the watcher leaves, the XMPP user sees it unavailable.
-      expect(kinds()).toEqual(['subscription:subscribe', 'probe', 'presence:unavailable']);
+      expect(kinds()).toEqual(['subscription:subscribe', 'presence:unavailable']);
       expect(await notifierRecords()).toEqual([]);
     } finally {
       await sipp.stop();
@@ -329,16 +329,38 @@ describe('raw watcher', () => {
     expect(events.at(-1)).toMatchObject({ kind: 'presence', availability: 'unavailable', from: ALICE, to: JULIET });
   });
 
-  it('given a new SUBSCRIBE with Expires: 0 (a poll, RFC 8048 §7.2), then 200, one NOTIFY terminated and a probe; nothing kept', async () => {
+  it('given a new SUBSCRIBE with Expires: 0 (a poll, RFC 8048 §7.2) from a watcher not authorized, then 200 and one empty NOTIFY terminated; nothing kept', async () => {
     await watcher.subscribe({ expires: 0 });
     expect(statusOf(await watcher.response())).toBe(200);
     const only = await watcher.notify();
 
     expect(only.state).toBe('terminated;reason=timeout');
     expect(only.body).toBe(''); // not authorized: nothing to show
-    await waitFor('the probe', () => events.find((e) => e.kind === 'probe'));
-    expect(kinds()).toEqual(['probe']);
     expect(await notifierRecords()).toEqual([]);
+  });
+
+  it('given a poll from an authorized watcher, then the NOTIFY carries the presence known; with none known, a probe asks for it', async () => {
+    await subscribed();
+    const approving = fromJuliet('approve');
+    await watcher.notify();
+    await approving;
+    const poll = async (): Promise<string> => {
+      const poller = await Watcher.open(); // each poll is a dialog of its own
+      try {
+        await poller.subscribe({ expires: 0 });
+        await poller.response();
+        return (await poller.notify()).body;
+      } finally {
+        await poller.close();
+      }
+    };
+
+    expect(await poll()).toBe('');
+    await waitFor('the probe', () => events.find((e) => e.kind === 'probe'));
+    await julietPresence('available', 'polled');
+    await watcher.notify();
+    expect(await poll()).toContain('polled');
+    expect(events.filter((e) => e.kind === 'probe')).toEqual([expect.objectContaining({ from: ALICE, to: JULIET })]);
   });
 
   it('given a second dialog from a watcher already approved, then it starts active without asking the XMPP user again', async () => {

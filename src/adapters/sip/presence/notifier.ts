@@ -219,7 +219,8 @@ export class PresenceNotifier {
   /**
    * A new SUBSCRIBE with Expires: 0 polls state (RFC 6665 §4.4.3, RFC 8048 §7.2): one NOTIFY
    * terminated;reason=timeout, with presence only when this watcher is already authorized, and
-   * a probe to the XMPP side when none is known. Nothing is stored.
+   * a probe to the XMPP side when it is authorized but nothing is known yet (a watcher not
+   * subscribed gets no probe, see onNew). Nothing is stored.
    */
   private async onFetch(req: SipRequest, from: ReceivedFrom, answer: Answer): Promise<void> {
     const localTag = randomToken(12);
@@ -233,7 +234,8 @@ export class PresenceNotifier {
     } catch {
       return answer(400, { reason: 'Malformed Dialog Headers' });
     }
-    const authorized = (await this.pairRecords(presentity, watcher)).find((r) => r.state === 'active' && r.data.resources.length > 0);
+    const active = (await this.pairRecords(presentity, watcher)).filter((r) => r.state === 'active');
+    const known = active.find((r) => r.data.resources.length > 0);
     answer(200, { toTag: localTag, headers: [{ name: 'Expires', value: '0' }, ALLOW_EVENTS] });
     const record: NotifierRecord = {
       id: notifierId(dialog.callId, localTag, dialog.remoteTag),
@@ -245,9 +247,9 @@ export class PresenceNotifier {
       data: { dialog, watcher, presentity, resources: [] },
     };
     const sends: Promise<void>[] = [];
-    await this.notify(sends, record, { state: 'terminated', reason: 'timeout' }, authorized ? this.body(dialog, authorized.data.resources) : undefined);
+    await this.notify(sends, record, { state: 'terminated', reason: 'timeout' }, known ? this.body(dialog, known.data.resources) : undefined);
     await Promise.all(sends);
-    if (!authorized) {
+    if (active.length > 0 && !known) {
       await this.ctx.hooks
         .onEvent(probeEvent({ origin: 'sip', from: watcher, to: presentity, dedupeKey: `sip:${dialog.callId}:${dialog.remoteSeq}:${dialog.remoteTag}:probe`, createdAt: this.ctx.now(), originRef: dialog.callId }))
         .catch((err: unknown) => this.ctx.log.debug({ err }, 'probe for a polling watcher not taken'));
