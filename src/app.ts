@@ -65,7 +65,14 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
       logger: logger.child({ component: 'bridge' }),
       createAdapter: (side, hooks) =>
         side === 'sip'
-          ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }))
+          ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }), {
+              subscriptions,
+              presence: {
+                defaultExpires: config.presence.defaultExpiresS,
+                minExpires: config.presence.minExpiresS,
+                maxExpires: config.presence.maxExpiresS,
+              },
+            })
           : new XmppAdapter(config.xmpp, hooks, logger.child({ component: 'xmpp' }), {
               watched: () => watchedXmppUsers(subscriptions, translator),
             }),

@@ -109,7 +109,9 @@ export class Router {
       const to = event.to.telephone ? await this.numberToXmpp(event.to.user) : t.sipRecipientToXmpp(event.to);
       return { from: this.sipSender(event.from), to };
     }
-    const from = t.xmppSenderToSip(event.from);
+    const sender = t.xmppSenderToSip(event.from);
+    // Presence keeps the device it came from: the SIP side shows one PIDF tuple per resource.
+    const from = event.kind === 'presence' && event.from.resource !== undefined ? { ...sender, resource: event.from.resource } : sender;
     const recipient = t.xmppRecipient(event.to);
     return { from, to: recipient.kind === 'sip' ? recipient.address : await this.resolveNumber(recipient.number, this.options.identities) };
   }

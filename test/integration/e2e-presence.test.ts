@@ -1,0 +1,239 @@
+/**
+ * Presence end to end through the whole bridge (issue 4), with real peers on both sides:
+ * - a SIP watcher subscribes to an XMPP user on Prosody; the user approves in her real client;
+ *   her presence changes arrive as NOTIFYs with PIDF; a user the policy hides stays pending;
+ * - an XMPP user subscribes to a SIP user whose presence lives on a real Kamailio presence
+ *   server (sipp PUBLISHes it); approval and presence arrive in her client; her unsubscribe
+ *   ends the SIP subscription.
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import xml from '@xmpp/xml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBridge } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
+import { createLogger, silentLogger } from '../../src/telemetry/logger.js';
+import { startKamailioPresence, type KamailioPresence } from '../support/kamailio-presence.js';
+import { freePort, waitFor } from '../support/ports.js';
+import { startProsody, type Prosody } from '../support/prosody.js';
+import { header, newBranch, RawUdpPeer } from '../support/raw-sip.js';
+import { startSipp } from '../support/sipp.js';
+import { connectUser, requestRoster, type TestUser } from '../support/xmpp-client.js';
+
+let prosody: Prosody;
+let kamailio: KamailioPresence;
+let bridge: ReturnType<typeof createBridge>;
+let juliet: TestUser;
+let romeo: TestUser;
+let bridgePort: number;
+
+beforeAll(async () => {
+  [prosody, kamailio] = await Promise.all([startProsody({ domain: 'xmpp.test', component: 'sip.xmpp.test' }), startKamailioPresence()]);
+  bridgePort = await freePort();
+  const config = parseConfig({
+    sip: {
+      listen: [{ transport: 'udp', host: '127.0.0.1', port: bridgePort }],
+      outboundProxy: kamailio.uri('udp'),
+      timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 },
+    },
+    xmpp: { component: prosody.component, server: { host: prosody.host, port: prosody.componentPort }, secret: prosody.secret },
+    mapping: { xmppDomains: [prosody.domain] },
+    // Juliet and every SIP user of corp.example may be seen; Romeo may not.
+    presence: { visible: [`juliet@${prosody.domain}`, 'sip:*@corp.example'] },
+  });
+  // E2E_LOG=FILE keeps the bridge's debug log of a run, for when this test needs explaining.
+  const logFile = process.env['E2E_LOG'];
+  bridge = createBridge(config, logFile ? createLogger({ level: 'debug', destination: createWriteStream(logFile) }) : silentLogger());
+  await bridge.start();
+  [juliet, romeo] = await Promise.all([connectUser(prosody, prosody.users[0]!), connectUser(prosody, prosody.users[1]!)]);
+  // Prosody delivers roster pushes and approvals only to sessions that asked for the roster.
+  await Promise.all([requestRoster(juliet), requestRoster(romeo)]);
+});
+
+afterAll(async () => {
+  await juliet?.stop();
+  await romeo?.stop();
+  await bridge?.stop();
+  await kamailio?.stop();
+  await prosody?.stop();
+});
+
+/** A SIP watcher: SUBSCRIBEs from a UDP socket and answers every NOTIFY with 200, keeping them. */
+class Watcher {
+  readonly notifies: string[] = [];
+  private readonly callId = `${randomBytes(8).toString('hex')}@127.0.0.1`;
+  private readonly tag = randomBytes(4).toString('hex');
+  private cseq = 0;
+  private toTag: string | undefined;
+  private readonly responses: string[] = [];
+
+  private constructor(
+    private readonly peer: RawUdpPeer,
+    private readonly user: string,
+    private readonly presentity: string,
+  ) {}
+
+  static async subscribe(user: string, presentity: string, expires = 600): Promise<Watcher> {
+    const w = new Watcher(await RawUdpPeer.open(), user, presentity);
+    void w.pump();
+    const ok = await w.request(expires);
+    w.toTag = /;tag=([^;>\s]+)/.exec(header(ok, 'To') ?? '')?.[1];
+    return w;
+  }
+
+  /** SUBSCRIBE (initial or in the dialog), resolving with its final response. */
+  async request(expires: number): Promise<string> {
+    const to = `<sip:${this.presentity}>${this.toTag === undefined ? '' : `;tag=${this.toTag}`}`;
+    const text = [
+      `SUBSCRIBE sip:${this.presentity} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${this.peer.port};branch=${newBranch()};rport`,
+      'Max-Forwards: 70',
+      `From: <sip:${this.user}>;tag=${this.tag}`,
+      `To: ${to}`,
+      `Call-ID: ${this.callId}`,
+      `CSeq: ${++this.cseq} SUBSCRIBE`,
+      `Contact: <sip:${this.user.split('@')[0]}@127.0.0.1:${this.peer.port}>`,
+      'Event: presence',
+      'Accept: application/pidf+xml',
+      `Expires: ${expires}`,
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    await this.peer.send(text, bridgePort);
+    const cseq = this.cseq;
+    return waitFor(`final response to SUBSCRIBE ${cseq}`, () =>
+      this.responses.find((r) => /^SIP\/2\.0 [2-6]\d\d/.test(r) && header(r, 'CSeq') === `${cseq} SUBSCRIBE`),
+    );
+  }
+
+  /** The first NOTIFY received (in order) that `match` accepts. */
+  notify(what: string, match: (notify: string) => boolean, timeoutMs = 10_000): Promise<string> {
+    return waitFor(what, () => this.notifies.find(match), timeoutMs);
+  }
+
+  close(): Promise<void> {
+    return this.peer.close();
+  }
+
+  private async pump(): Promise<void> {
+    for (;;) {
+      let msg: string;
+      try {
+        msg = await this.peer.next(60_000);
+      } catch {
+        return;
+      }
+      if (msg.startsWith('SIP/2.0')) {
+        this.responses.push(msg);
+        continue;
+      }
+      if (!msg.startsWith('NOTIFY')) continue;
+      this.notifies.push(msg);
+      const copy = ['Via', 'From', 'To', 'Call-ID', 'CSeq'].map((h) => `${h}: ${header(msg, h) ?? ''}`);
+      await this.peer.send(['SIP/2.0 200 OK', ...copy, 'Content-Length: 0', '', ''].join('\r\n'), bridgePort).catch(() => undefined);
+    }
+  }
+}
+
+const state = (notify: string): string => header(notify, 'Subscription-State') ?? '';
+const body = (notify: string): string => notify.slice(notify.indexOf('\r\n\r\n') + 4);
+
+describe('a SIP watcher and an XMPP presentity', () => {
+  it('given alice subscribes to juliet, when juliet approves, then her presence changes reach alice as PIDF NOTIFYs', async () => {
+    const aliceJid = `alice\\40corp.example@${prosody.component}`;
+    const watcher = await Watcher.subscribe('alice@corp.example', `juliet@${prosody.domain}`);
+    try {
+      // RFC 6665 §4.2.1.2: a NOTIFY at once; pending while juliet has not answered.
+      await watcher.notify('NOTIFY pending', (n) => state(n).startsWith('pending'));
+
+      const request = await juliet.next((el) => el.name === 'presence' && el.attrs['type'] === 'subscribe' && el.attrs['from'] === aliceJid);
+      expect(request.attrs['to']).toBe(`juliet@${prosody.domain}`);
+      await juliet.client.send(xml('presence', { to: aliceJid, type: 'subscribed' }));
+
+      await watcher.notify('NOTIFY active', (n) => state(n).startsWith('active'));
+      await juliet.client.send(xml('presence', {}, xml('show', {}, 'dnd'), xml('status', {}, 'in a meeting')));
+      const dnd = await watcher.notify('NOTIFY with dnd', (n) => body(n).includes('in a meeting'));
+      expect(header(dnd, 'Content-Type')).toBe('application/pidf+xml');
+      expect(body(dnd)).toContain('<basic>open</basic>');
+      expect(body(dnd)).toMatch(/busy|dnd/);
+
+      await juliet.client.send(xml('presence', { type: 'unavailable' }));
+      const gone = await watcher.notify('NOTIFY closed', (n) => n !== dnd && watcher.notifies.indexOf(n) > watcher.notifies.indexOf(dnd) && body(n).includes('<basic>closed</basic>'));
+      expect(state(gone)).toMatch(/^active/);
+
+      // Un-SUBSCRIBE ends it (RFC 6665 §4.2.1.4).
+      const ended = await watcher.request(0);
+      expect(ended.startsWith('SIP/2.0 200')).toBe(true);
+      await watcher.notify('NOTIFY terminated', (n) => state(n).startsWith('terminated'));
+    } finally {
+      await watcher.close();
+      // Back online: a server delivers subscription requests to available resources only.
+      const seen = juliet.received.length;
+      await juliet.client.send(xml('presence', {}));
+      await waitFor('juliet available again', () =>
+        juliet.received.slice(seen).find((el) => el.name === 'presence' && el.attrs['from'] === juliet.jid && el.attrs['type'] === undefined),
+      );
+    }
+  });
+
+  it('keeps a watcher of a user the policy hides pending, and the hidden user never hears of it', async () => {
+    const hidden = await Watcher.subscribe('carol@corp.example', `romeo@${prosody.domain}`);
+    try {
+      await hidden.notify('NOTIFY pending for romeo', (n) => state(n).startsWith('pending'));
+      // A marker through the same router and component stream: carol's request to juliet
+      // arrives, so a request to romeo, had it been passed on, would have arrived before it.
+      const marker = await Watcher.subscribe('carol@corp.example', `juliet@${prosody.domain}`);
+      await juliet.next((el) => el.attrs['type'] === 'subscribe' && el.attrs['from'] === `carol\\40corp.example@${prosody.component}`);
+      await marker.close();
+      expect(romeo.received.filter((el) => el.name === 'presence' && el.attrs['type'] === 'subscribe')).toEqual([]);
+      expect(hidden.notifies.every((n) => state(n).startsWith('pending'))).toBe(true);
+    } finally {
+      await hidden.close();
+    }
+  });
+});
+
+describe('an XMPP watcher and a SIP presentity on a Kamailio presence server', () => {
+  const bobJid = () => `bob\\40corp.example@${prosody.component}`;
+
+  /** Bob's phone PUBLISHes (RFC 3903); a later PUBLISH with the entity-tag replaces the first. */
+  async function publish(basic: 'open' | 'closed', note: string, etag?: string): Promise<string> {
+    const sipp = await startSipp({
+      role: 'uac',
+      scenario: etag === undefined ? 'presence-publish.xml' : 'presence-publish-modify.xml',
+      transport: 'udp',
+      target: { host: kamailio.host, port: kamailio.port },
+      service: 'bob',
+      keys: { domain: 'corp.example', basic, note, ...(etag === undefined ? {} : { etag }) },
+    });
+    try {
+      const result = await sipp.done;
+      expect(result.code, `${result.errors}\n${result.messages}`).toBe(0);
+      const tag = /^SIP-ETag:\s*(\S+)/im.exec(result.messages)?.[1];
+      if (tag === undefined) throw new Error(`no SIP-ETag in the PUBLISH answer:\n${result.messages}`);
+      return tag;
+    } finally {
+      await sipp.stop();
+    }
+  }
+
+  it('given juliet subscribes to bob, then she is approved and sees his published presence, and her unsubscribe ends the SIP subscription', async () => {
+    const etag = await publish('open', 'at my desk');
+
+    await juliet.client.send(xml('presence', { to: bobJid(), type: 'subscribe', id: 'sub-bob' }));
+
+    const approved = await juliet.next((el) => el.name === 'presence' && el.attrs['type'] === 'subscribed' && el.attrs['from']?.startsWith(bobJid()) === true);
+    expect(approved).toBeDefined();
+    const presence = await juliet.next((el) => el.name === 'presence' && el.attrs['from']?.startsWith(bobJid()) === true && el.getChildText('status') === 'at my desk');
+    expect(presence.attrs['type']).toBeUndefined();
+    expect(kamailio.requests().some((r) => r.startsWith('SUBSCRIBE sip:bob@corp.example'))).toBe(true);
+
+    await publish('closed', 'gone home', etag);
+    const offline = await juliet.next((el) => el.name === 'presence' && el.attrs['from']?.startsWith(bobJid()) === true && el.attrs['type'] === 'unavailable');
+    expect(offline).toBeDefined();
+
+    await juliet.client.send(xml('presence', { to: bobJid(), type: 'unsubscribe' }));
+    await waitFor('the SIP subscription ended at the presence server', () => kamailio.requests().some((r) => r.startsWith('SUBSCRIBE') && / expires=0\b/.test(r)) || undefined);
+  });
+});
