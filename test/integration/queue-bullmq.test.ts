@@ -3,6 +3,10 @@
  * what only a shared Redis shows: two processes' consumers on one queue, a lane that lost its
  * token, Redis going away, Redis killed and restarted with its append-only file.
  */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { Queue as BullQueue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BullMQQueue, type BullMQQueueOptions } from '../../src/core/queue/bullmq.js';
@@ -69,6 +73,41 @@ describe('BullMQQueue on a shared Redis', () => {
     q.consume('q', async (job) => void seen.push((job.data as { n: number }).n));
     await waitFor('both jobs', () => seen.length === 2 || undefined);
     expect(seen).toEqual([1, 2]);
+  });
+
+  it('hands a job whose worker process was killed to another worker, as its next attempt', async () => {
+    const prefix = redis.prefix();
+    const options = { maxAttempts: 3, backoffMs: 5, maxBackoffMs: 50, maxPending: 100, connection: redis.url, prefix, lockDurationMs: 500 };
+    const dir = await mkdtemp(join(tmpdir(), 'bridge-worker-'));
+    const script = join(dir, 'hung-worker.ts');
+    // A consumer in its own process that takes the job, says so, and never settles it.
+    await writeFile(
+      script,
+      `import { BullMQQueue } from ${JSON.stringify(resolve('src/core/queue/bullmq.ts'))};
+const q = new BullMQQueue(${JSON.stringify(options)});
+q.consume('q', (job) => { console.log('started ' + job.attempt); return new Promise(() => {}); });
+`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      const q = open(options);
+      await q.enqueue('q', { n: 1 }, { orderingKey: 'k' });
+      await q.enqueue('q', { n: 2 }, { orderingKey: 'k' });
+      await waitFor('the other process to take the job', () => output.includes('started 1') || undefined, 15_000);
+      child.kill('SIGKILL');
+      const seen: Array<{ n: number; attempt: number }> = [];
+      q.consume('q', async (job) => void seen.push({ n: (job.data as { n: number }).n, attempt: job.attempt }));
+      await waitFor('both jobs here', () => seen.length === 2 || undefined, 15_000);
+      expect(seen).toEqual([
+        { n: 1, attempt: 2 },
+        { n: 2, attempt: 1 },
+      ]);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports the depth and the age of the oldest job held', async () => {

@@ -44,6 +44,11 @@ export interface BullMQQueueOptions extends RetryPolicy {
   commandTimeoutMs?: number;
   /** How often a consumer gives lanes that lost their token a new one. Default 60 000. */
   repairIntervalMs?: number;
+  /**
+   * How long a job stays with a worker that stopped renewing its lock (it died) before another
+   * worker takes it; also how often workers look for such jobs. BullMQ's default 30 000.
+   */
+  lockDurationMs?: number;
   logger?: Logger;
 }
 
@@ -121,6 +126,8 @@ export class BullMQQueue implements Queue {
   private readonly commandTimeoutMs: number;
   private closed = false;
   private everReady = false;
+  /** Resolves at the first connection: calls made before it wait for it, not fail. */
+  private readonly firstReady: Promise<void>;
 
   constructor(private readonly options: BullMQQueueOptions) {
     this.commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
@@ -131,6 +138,7 @@ export class BullMQQueue implements Queue {
     this.redis.defineCommand('laneEnqueue', { numberOfKeys: 4, lua: ENQUEUE });
     this.redis.defineCommand('laneBegin', { numberOfKeys: 2, lua: BEGIN });
     this.redis.defineCommand('laneAck', { numberOfKeys: 4, lua: ACK });
+    this.firstReady = new Promise((resolve) => this.redis.once('ready', () => resolve()));
     let down = false;
     this.redis.on('ready', () => {
       this.everReady = true;
@@ -278,7 +286,7 @@ export class BullMQQueue implements Queue {
       timer = setTimeout(() => reject(unavailable(new Error(`no answer within ${this.commandTimeoutMs} ms`))), this.commandTimeoutMs);
     });
     try {
-      if (!this.everReady) await Promise.race([waitReady(this.redis), deadline]);
+      if (!this.everReady) await Promise.race([this.firstReady, deadline]);
       return await Promise.race([work(), deadline]);
     } catch (err) {
       throw err instanceof BridgeError ? err : unavailable(err);
@@ -340,10 +348,6 @@ function newRedis(connection: RedisConnection, overrides: RedisOptions): Redis {
   return typeof connection === 'string' ? new Redis(connection, overrides) : new Redis({ ...connection, ...overrides });
 }
 
-function waitReady(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve) => redis.once('ready', () => resolve()));
-}
 
 class BullMQConsumer implements Consumer {
   private readonly worker: Worker<TokenData>;
@@ -376,6 +380,7 @@ class BullMQConsumer implements Consumer {
       // A token handed on after its worker died is counted by the job's own attempts, which
       // end in the dead-letter path; BullMQ's own stall limit would drop the token instead.
       maxStalledCount: Math.max(1, policy.maxAttempts),
+      ...(policy.lockDurationMs === undefined ? {} : { lockDuration: policy.lockDurationMs, stalledInterval: policy.lockDurationMs }),
     });
     this.worker.on('error', (err) => policy.logger?.warn({ queue: name, err: err.message }, 'queue worker error'));
     const repair = () =>

@@ -135,6 +135,8 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   private readonly commandTimeoutMs: number;
   private everReady = false;
   private closed = false;
+  /** Resolves at the first connection: calls made before it wait for it, not fail. */
+  private readonly firstReady: Promise<void>;
 
   constructor(private readonly options: RedisSubscriptionStoreOptions) {
     this.keyPrefix = `${options.prefix}:`;
@@ -148,6 +150,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     this.redis.defineCommand('subDelete', { numberOfKeys: 2, lua: DELETE });
     this.redis.defineCommand('subRead', { numberOfKeys: 1, lua: READ });
     this.redis.defineCommand('subTake', { numberOfKeys: 1, lua: TAKE });
+    this.firstReady = new Promise((resolve) => this.redis.once('ready', () => resolve()));
     let down = false;
     this.redis.on('ready', () => {
       this.everReady = true;
@@ -294,9 +297,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       timer = setTimeout(() => reject(unavailable(new Error(`no answer within ${this.commandTimeoutMs} ms`))), this.commandTimeoutMs);
     });
     try {
-      if (!this.everReady && this.redis.status !== 'ready') {
-        await Promise.race([new Promise<void>((resolve) => this.redis.once('ready', () => resolve())), deadline]);
-      }
+      if (!this.everReady) await Promise.race([this.firstReady, deadline]);
       return await Promise.race([work(), deadline]);
     } catch (err) {
       throw err instanceof BridgeError ? err : unavailable(err);
