@@ -311,6 +311,21 @@ describe('raw watcher', () => {
     expect(await watcher.nothingNew()).toBe(true);
   });
 
+  it('given a NOTIFY over 1300 bytes and a watcher without TCP, then it still arrives over UDP (RFC 3261 §18.1.1 fallback)', async () => {
+    await subscribed();
+    const approving = fromJuliet('approve');
+    await watcher.notify();
+    await approving;
+    for (const device of ['one', 'two', 'three', 'four', 'five']) await julietPresence('available', `${device} ${'x'.repeat(300)}`, device);
+    const big = await waitFor('a NOTIFY with all five devices', async () => {
+      const { body, text } = await watcher.notify();
+      return body.includes('ID-five') ? text : undefined;
+    });
+
+    expect(Buffer.byteLength(big)).toBeGreaterThan(1300);
+    expect(header(big, 'Via')).toMatch(/^SIP\/2\.0\/UDP /);
+  });
+
   it('given the watcher answers a NOTIFY with 481, then the subscription is removed (RFC 6665 §4.2.2)', async () => {
     await watcher.subscribe({ expires: 600 });
     await watcher.response();

@@ -20,13 +20,13 @@ import type { Logger } from '../../telemetry/logger.js';
 import { headerValue, headerValues, type SipHeader, type SipRequest, type SipResponse } from './codec/message.js';
 import { buildResponse } from './codec/response.js';
 import { serializeMessage } from './codec/serialize.js';
-import { parseUri } from './codec/uri.js';
+import { formatVia, parseUri } from './codec/uri.js';
 import { fromSipRequest, toSipRequest, ACCEPTED_CONTENT_TYPE } from './page-mode.js';
 import { PIDF_CONTENT_TYPE } from './pidf.js';
 import { ALLOW_EVENTS, DEFAULT_PRESENCE_LIMITS, statusFor, type Answer, type PresenceContext, type PresenceLimits } from './presence/context.js';
 import { PresenceNotifier, type NotifierRecord } from './presence/notifier.js';
 import { PresenceSubscriber, type SubscriberRecord } from './presence/subscriber.js';
-import { TransactionLayer } from './transaction/layer.js';
+import { MAGIC_COOKIE, TransactionLayer } from './transaction/layer.js';
 import type { NonInviteServerTransaction } from './transaction/server.js';
 import { realScheduler, type Scheduler } from './transaction/timers.js';
 import {
@@ -37,7 +37,7 @@ import {
   type TransportKind,
   type TransportOptions,
 } from './transport/transport.js';
-import { DEFAULT_SIP_PORT, stripBrackets } from './transport/via.js';
+import { DEFAULT_SIP_PORT, stripBrackets, type Endpoint } from './transport/via.js';
 
 /** Methods this trunk peer answers; everything else gets 405 with this list (RFC 3261 §21.4.6). */
 export const ALLOWED_METHODS = 'MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY';
@@ -199,36 +199,33 @@ export class SipAdapter implements Adapter {
   }
 
   private async sendMessage(event: MessageEvent): Promise<void> {
-    const hop = await this.nextHop(event.to);
-    const build = (transport: TransportKind): SipRequest =>
-      toSipRequest(event, { transport, sentBy: this.transport.sentBy(transport), route: hop.route });
-    const to = hop.to;
-    const request = build(to.transport);
-    // RFC 3261 §18.1.1: a request over 1300 bytes (path MTU unknown) MUST use a congestion
-    // controlled transport; a UDP trunk peer also listens on TCP at the same port (§18.2.1)…
-    if (to.transport === 'udp' && serializeMessage(request).length > UDP_REQUEST_LIMIT) {
-      try {
-        await this.transact(build('tcp'), { ...to, transport: 'tcp' });
-        this.log.debug({ id: event.id, to: `${to.host}:${to.port}` }, 'MESSAGE delivered over TCP (size)');
-        return;
-      } catch (err) {
-        // …but if the connection is refused, the request SHOULD be retried over UDP.
-        if (!(err instanceof BridgeError && err.code === 'SIP_TRANSPORT' && err.retryable)) throw err;
-        this.log.debug({ id: event.id, err }, 'TCP refused for a large MESSAGE: retrying over UDP');
-      }
-    }
-    await this.transact(request, to);
+    const { to, route } = await this.nextHop(event.to);
+    const request = toSipRequest(event, { transport: to.transport, sentBy: this.transport.sentBy(to.transport), route });
+    const res = await this.exchange(request, to);
+    if (res.status >= 300) throw rejected(res);
     this.log.debug({ id: event.id, to: `${to.host}:${to.port}` }, 'MESSAGE delivered');
   }
 
-  /** One MESSAGE transaction: resolves on 2xx, rejects with the BridgeError for any other end. */
-  private async transact(request: SipRequest, to: Destination): Promise<void> {
-    const res = await this.exchange(request, to);
-    if (res.status >= 300) throw rejected(res);
+  /**
+   * One request's transaction: its final response, or the BridgeError for a timeout or
+   * transport failure. RFC 3261 §18.1.1: a request over 1300 bytes (path MTU unknown) MUST use
+   * a congestion controlled transport; a UDP peer also listens on TCP at the same port
+   * (§18.2.1)…
+   */
+  private async exchange(request: SipRequest, to: Destination): Promise<SipResponse> {
+    if (to.transport === 'udp' && serializeMessage(request).length > UDP_REQUEST_LIMIT) {
+      try {
+        return await this.transaction(withVia(request, 'tcp', this.transport.sentBy('tcp')), { ...to, transport: 'tcp' });
+      } catch (err) {
+        // …but if the connection is refused, the request SHOULD be retried over UDP.
+        if (!(err instanceof BridgeError && err.code === 'SIP_TRANSPORT' && err.retryable)) throw err;
+        this.log.debug({ method: request.method, err }, `TCP refused for a large ${request.method}: retrying over UDP`);
+      }
+    }
+    return this.transaction(request, to);
   }
 
-  /** One client transaction: its final response, or the BridgeError for a timeout or transport failure. */
-  private exchange(request: SipRequest, to: Destination): Promise<SipResponse> {
+  private transaction(request: SipRequest, to: Destination): Promise<SipResponse> {
     const method = request.method;
     return new Promise<SipResponse>((resolve, reject) => {
       this.layer.request(request, to, {
@@ -402,6 +399,14 @@ export class SipAdapter implements Adapter {
     work.then(forget, forget);
     return work;
   }
+}
+
+/** The request with a new top Via for `transport` (a new branch: it is a new transaction). */
+function withVia(request: SipRequest, transport: TransportKind, sentBy: Endpoint): SipRequest {
+  const via = formatVia({ transport: transport.toUpperCase(), host: sentBy.host, port: sentBy.port, params: { branch: MAGIC_COOKIE + randomToken(12), rport: null } });
+  const index = request.headers.findIndex((h) => h.name === 'Via');
+  const headers = request.headers.map((h, i) => (i === index ? { name: 'Via', value: via } : h));
+  return { ...request, headers };
 }
 
 /** The configured durations over the defaults; a minimum above the default or maximum is lowered to it. */
