@@ -169,3 +169,30 @@ describe('refusals', () => {
     expect(events).toEqual([]);
   });
 });
+
+describe('over TCP', () => {
+  it('given the presence server is reached over TCP, then the SUBSCRIBE, its NOTIFYs and the unsubscribe go over TCP', async () => {
+    const config = sipSchema.parse({
+      listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
+      outboundProxy: kamailio.uri('tcp'),
+      timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 },
+    });
+    const seen: CanonicalEvent[] = [];
+    const overTcp = new SipAdapter(config, { onEvent: (e) => (seen.push(e), Promise.resolve()) }, silentLogger());
+    await overTcp.start();
+    try {
+      await publish('dave', 'open', 'on the wire');
+      await overTcp.send(subscriptionEvent({ origin: 'xmpp', from: JULIET, to: user('dave'), action: 'subscribe', dedupeKey: 'tcp-1', createdAt: Date.now() }));
+      await waitFor('dave\'s presence', () => seen.find((e) => e.kind === 'presence'));
+      await overTcp.send(subscriptionEvent({ origin: 'xmpp', from: JULIET, to: user('dave'), action: 'unsubscribe', dedupeKey: 'tcp-2', createdAt: Date.now() }));
+
+      expect(seen.map((e) => (e.kind === 'subscription' ? e.action : e.kind))).toEqual(['approve', 'presence', 'deny']);
+      expect(seen[1]).toMatchObject({ availability: 'available', note: 'on the wire' });
+      const dialog = [initialSubscribes('dave')[0]!, ...inDialogSubscribes(initialSubscribes('dave')[0]!)];
+      expect(dialog.at(-1)).toMatch(/ expires=0 /);
+      expect(dialog.every((r) => r.includes(' proto=tcp '))).toBe(true);
+    } finally {
+      await overTcp.stop();
+    }
+  });
+});

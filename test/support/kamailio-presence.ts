@@ -22,7 +22,7 @@ export interface KamailioPresence {
   port: number;
   /** `sip:127.0.0.1:PORT;transport=udp|tcp`, for use as an outbound proxy. */
   uri(transport: 'udp' | 'tcp'): string;
-  /** The `presence-server:` lines logged so far, e.g. `SUBSCRIBE sip:bob@… totag= expires=3600 callid=…`. */
+  /** The `presence-server:` lines logged so far, e.g. `SUBSCRIBE sip:bob@… totag=<null> expires=3600 proto=udp callid=…`. */
   requests(): string[];
   output(): string;
   stop(): Promise<void>;
@@ -113,7 +113,7 @@ modparam("presence_xml", "force_active", 1)
 
 request_route {
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    xlog("L_INFO", "presence-server: $rm $ru totag=$tt expires=$hdr(Expires) callid=$ci\\n");
+    xlog("L_INFO", "presence-server: $rm $ru totag=$tt expires=$hdr(Expires) proto=$pr callid=$ci\\n");
     if (is_method("OPTIONS")) { sl_send_reply("200", "OK"); exit; }
 ${refusals}
     if (is_method("PUBLISH|SUBSCRIBE")) {
