@@ -341,11 +341,15 @@ export class PresenceNotifier {
     await this.ctx.hooks.onEvent(event).catch((err: unknown) => this.ctx.log.debug({ err }, 'unavailable presence for a gone watcher not taken'));
   }
 
-  /** Live notifier records of one (presentity, watcher) pair. */
+  /**
+   * Live notifier records of one (presentity, watcher) pair, looked up by watcher: a presence
+   * change reaches each watcher as its own event, and a popular presentity may have thousands
+   * of watchers while one watcher follows few presentities.
+   */
   private async pairRecords(presentity: Address, watcher: Address): Promise<NotifierRecord[]> {
-    const watcherKey = addressKey(bare(watcher));
-    const records = await this.ctx.store.byPresentity<NotifierData>(addressKey(bare(presentity)), 'notifier');
-    return records.filter((r) => r.watcher === watcherKey && r.state !== 'terminated');
+    const presentityKey = addressKey(bare(presentity));
+    const records = await this.ctx.store.byWatcher<NotifierData>(addressKey(bare(watcher)), 'notifier');
+    return records.filter((r) => r.presentity === presentityKey && r.state !== 'terminated');
   }
 
   /** Expires to grant (RFC 6665 §4.2.1.1): default when absent, clamped to the maximum, 423 below the minimum. */
