@@ -14,7 +14,7 @@ import { startRedis, type RedisServer } from '../support/redis.js';
 let redis: RedisServer;
 let admin: Redis;
 beforeAll(async () => {
-  redis = await startRedis({ private: true });
+  redis = await startRedis();
   admin = new Redis(redis.url);
 });
 afterAll(async () => {
