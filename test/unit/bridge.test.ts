@@ -45,11 +45,13 @@ class RecordingAdapter implements Adapter {
 
 const COMPONENT = 'sip.xmpp.test';
 
+function chainOf(...sources: IdentitySource[]): IdentityChain {
+  return new IdentityChain({ sources, logger: silentLogger(), sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+}
+
 /** Alice's number in a static source: the chain every test routes numbers through unless it brings its own. */
 function aliceOnly(): IdentitySource {
-  const logger = silentLogger();
-  const table = new StaticSource({ name: 'static', rows: [{ e164: '+15551234567', sip: 'sip:alice@corp.example' }], logger });
-  return new IdentityChain({ sources: [table], logger, sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+  return chainOf(new StaticSource({ name: 'static', rows: [{ e164: '+15551234567', sip: 'sip:alice@corp.example' }], logger: silentLogger() }));
 }
 
 function build(routing: { identities?: IdentitySource; defaultRegion?: string; visibility?: PresenceVisibility } = {}) {
@@ -254,7 +256,7 @@ describe('bridge with the identity chain', () => {
   async function started() {
     const down: IdentitySource = { name: 'ldap', byNumber: () => Promise.reject(new Error('connection refused')), bySipAddress: () => Promise.resolve(undefined) };
     const table = new StaticSource({ name: 'static', rows: [{ e164: '(555) 987-6543', sip: 'sip:carol@corp.example' }], defaultRegion: 'US', logger: silentLogger() });
-    const chain = new IdentityChain({ sources: [down, table], logger: silentLogger(), sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+    const chain = chainOf(down, table);
     const built = build({ identities: chain, defaultRegion: 'US' });
     await built.bridge.start();
     stop = () => built.bridge.stop();
@@ -287,7 +289,7 @@ describe('bridge with the identity chain', () => {
 
   it('refuses a number every source says it does not know with item-not-found', async () => {
     const table = new StaticSource({ name: 'static', rows: [], defaultRegion: 'US', logger: silentLogger() });
-    const chain = new IdentityChain({ sources: [table], logger: silentLogger(), sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+    const chain = chainOf(table);
     const { bridge, adapters } = build({ identities: chain, defaultRegion: 'US' });
     await bridge.start();
     stop = () => bridge.stop();
@@ -321,7 +323,7 @@ describe('bridge: numbers from SIP', () => {
       { e164: '+442079460959', sip: 'sip:mallory@corp.example', xmpp: 'mallory@elsewhere.example' },
     ];
     const table = new StaticSource({ name: 'static', rows, logger: silentLogger() });
-    const chain = new IdentityChain({ sources: [table], logger: silentLogger(), sourceTimeoutMs: 500, cache: { ttlMs: 60_000, negativeTtlMs: 1000, maxEntries: 10 } });
+    const chain = chainOf(table);
     const built = build({ identities: chain, defaultRegion: 'GB' });
     await built.bridge.start();
     stop = () => built.bridge.stop();
