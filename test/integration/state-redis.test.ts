@@ -104,6 +104,9 @@ describe('RedisSubscriptionStore', () => {
     expect((await store.takeExpired(100, 1)).map((r) => r.id)).toEqual(['kept']);
     expect(await store.size()).toBe(0);
     expect(await store.nextExpiry()).toBeUndefined();
+    expect(await store.byWatcher('w@x.example')).toEqual([]);
+    expect(await store.byPresentity('p@s.example')).toEqual([]);
+    expect(await admin.keys(`${prefix}:*`)).toEqual([]);
   });
 
   it('refuses every call once closed', async () => {
@@ -121,6 +124,28 @@ describe('RedisSubscriptionStore when Redis goes away', () => {
   });
   afterAll(async () => {
     await own?.close();
+  });
+
+  it('keeps what put acknowledged through a SIGKILL of Redis (append-only, fsync always)', async () => {
+    const durable = await startRedis({ private: true, durable: true });
+    const prefix = durable.prefix();
+    const first = new RedisSubscriptionStore({ maxRecords: 10, connection: durable.url, prefix });
+    try {
+      await first.put(rec('d1', 100, { data: { cseq: 7 } }));
+      await first.put(rec('d2', 200));
+      await durable.kill();
+      await durable.restart();
+      const second = new RedisSubscriptionStore({ maxRecords: 10, connection: durable.url, prefix });
+      try {
+        expect(await second.get('d1')).toEqual(rec('d1', 100, { data: { cseq: 7 } }));
+        expect((await second.takeExpired(1_000, 10)).map((r) => r.id)).toEqual(['d1', 'd2']);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await first.close();
+      await durable.close();
+    }
   });
 
   it('answers promptly with remote-server-timeout, and works again once Redis is back', async () => {

@@ -36,14 +36,19 @@ interface StoreCommands {
 }
 
 /**
- * Shared by the scripts: drop a record's index entries (ARGV-independent), and make an index
- * key live at least until `at` (never shortening it).
+ * Shared by the scripts: drop a record's index entries; drop an id from both role sets when
+ * Redis expired its record (its role is unknown; the presentity and watcher sets drop such ids
+ * when next read); make an index key live at least until `at` (never shortening it).
  */
 const HELPERS = `
 local function unindex(prefix, id, role, watcher, presentity)
   redis.call('SREM', prefix .. 'presentity:' .. presentity, id)
   redis.call('SREM', prefix .. 'watcher:' .. watcher, id)
   redis.call('SREM', prefix .. 'role:' .. role, id)
+end
+local function unindexRoles(prefix, id)
+  redis.call('SREM', prefix .. 'role:notifier', id)
+  redis.call('SREM', prefix .. 'role:subscriber', id)
 end
 local function outlive(key, at, now)
   local ttl = redis.call('PTTL', key)
@@ -79,7 +84,10 @@ return 1
 const DELETE = `${HELPERS}
 redis.call('ZREM', KEYS[2], ARGV[1])
 local f = redis.call('HMGET', KEYS[1], 'role', 'watcher', 'presentity')
-if not f[1] then return 0 end
+if not f[1] then
+  unindexRoles(ARGV[2], ARGV[1])
+  return 0
+end
 unindex(ARGV[2], ARGV[1], f[1], f[2], f[3])
 redis.call('DEL', KEYS[1])
 return 1
@@ -115,6 +123,8 @@ for round = 1, 1000 do
       unindex(ARGV[3], id, f[2], f[3], f[4])
       redis.call('DEL', rec)
       out[#out + 1] = f[1]
+    else
+      unindexRoles(ARGV[3], id)
     end
   end
   if #out >= limit then break end
