@@ -187,6 +187,7 @@ export class BullMQQueue implements Queue {
   }
 
   consume<T>(queue: string, handler: JobHandler<T>, options: ConsumerOptions<T> = {}): Consumer {
+    if (this.closed) throw new BridgeError('QUEUE_CLOSED', 'the queue is closed', { condition: 'service-unavailable', retryable: true });
     const keys = this.keys(queue);
     if (this.consumers.has(queue)) throw new Error(`queue ${queue} already has a consumer`);
     const consumer = new BullMQConsumer(
@@ -254,6 +255,7 @@ export class BullMQQueue implements Queue {
   /** Gives every lane's head a token (no-op for those that have one), in bounded batches. */
   private async sweep(queue: string): Promise<void> {
     const keys = this.keys(queue);
+    await this.firstReady;
     let cursor = '0';
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
       const [next, lanes] = await this.redis.sscan(keys.lanes, cursor, 'COUNT', String(SWEEP_BATCH));
@@ -344,8 +346,12 @@ function encode(queue: string, data: unknown): string {
   }
 }
 
+/** Reconnection every 50, 100 … ms up to 500 ms, so intake resumes soon after Redis is back. */
+const RECONNECT_BACKOFF: RedisOptions['retryStrategy'] = (times) => Math.min(times * 50, 500);
+
 function newRedis(connection: RedisConnection, overrides: RedisOptions): Redis {
-  return typeof connection === 'string' ? new Redis(connection, overrides) : new Redis({ ...connection, ...overrides });
+  const options = { retryStrategy: RECONNECT_BACKOFF, ...overrides };
+  return typeof connection === 'string' ? new Redis(connection, options) : new Redis({ ...connection, ...options });
 }
 
 
@@ -382,7 +388,18 @@ class BullMQConsumer implements Consumer {
       maxStalledCount: Math.max(1, policy.maxAttempts),
       ...(policy.lockDurationMs === undefined ? {} : { lockDuration: policy.lockDurationMs, stalledInterval: policy.lockDurationMs }),
     });
-    this.worker.on('error', (err) => policy.logger?.warn({ queue: name, err: err.message }, 'queue worker error'));
+    // Once per outage, not once per reconnection attempt.
+    let down = false;
+    this.workerRedis.on('ready', () => (down = false));
+    this.worker.on('error', (err) => {
+      if (!down) policy.logger?.warn({ queue: name, err: err.message }, 'queue worker lost Redis');
+      down = true;
+    });
+    // Handler failures never reach BullMQ (they are retried or dead-lettered above): a failed
+    // token is Redis trouble while handling, retried by BullMQ, its lane restored by the sweep.
+    this.worker.on('failed', (token, err) =>
+      policy.logger?.warn({ queue: name, job: token?.data.id, err: err.message }, 'queue token failed'),
+    );
     const repair = () =>
       void sweep().catch((err: unknown) => policy.logger?.warn({ queue: name, err: (err as Error).message }, 'lane sweep failed'));
     repair();

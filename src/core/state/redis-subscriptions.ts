@@ -153,7 +153,13 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     this.ttlGraceMs = options.ttlGraceMs ?? 3_600_000;
     this.commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
     // Fail now rather than queue: a caller told "unavailable" must not see the write happen later.
-    const overrides: RedisOptions = { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 };
+    const overrides: RedisOptions = {
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      // As the queue's connection: reconnect within half a second of Redis coming back.
+      retryStrategy: (times) => Math.min(times * 50, 500),
+    };
     const { connection } = options;
     this.redis = (typeof connection === 'string' ? new Redis(connection, overrides) : new Redis({ ...connection, ...overrides })) as Redis & StoreCommands;
     this.redis.defineCommand('subPut', { numberOfKeys: 5, lua: PUT });
