@@ -35,20 +35,24 @@ describe('BullMQQueue on a shared Redis', () => {
     await Promise.all(opened.splice(0).map((q) => q.close()));
   });
 
-  it('keeps each key in order and one at a time across two processes consuming one queue', async () => {
+  it('keeps each key in order and one at a time across two processes consuming one queue, retries included', async () => {
     const prefix = redis.prefix();
     const producer = open({ prefix });
     const seen = new Map<string, number[]>();
     const running = new Set<string>();
     let overlaps = 0;
-    const handler = async (job: { data: unknown }) => {
+    const handler = async (job: { data: unknown; attempt: number }) => {
       const { key, n } = job.data as { key: string; n: number };
       if (running.has(key)) overlaps += 1;
       running.add(key);
-      // Hand the turn to the other consumer now and then, so the two interleave.
-      if (n % 3 === 0) await new Promise((r) => setImmediate(r));
-      running.delete(key);
-      seen.set(key, [...(seen.get(key) ?? []), n]);
+      try {
+        // Hand the turn to the other consumer now and then, so the two interleave.
+        if (n % 3 === 0) await new Promise((r) => setImmediate(r));
+        if (n % 7 === 0 && job.attempt === 1) throw new Error('transient');
+        seen.set(key, [...(seen.get(key) ?? []), n]);
+      } finally {
+        running.delete(key);
+      }
     };
     open({ prefix }).consume('q', handler, { concurrency: 4 });
     open({ prefix }).consume('q', handler, { concurrency: 4 });
