@@ -7,7 +7,7 @@
  * twice over, so refreshing one subscription forever does not grow it.
  */
 import { BridgeError } from '../errors.js';
-import type { SubscriptionRecord, SubscriptionRole, SubscriptionStore } from './subscriptions.js';
+import { serialiseRecord, type SubscriptionRecord, type SubscriptionRole, type SubscriptionStore } from './subscriptions.js';
 
 export interface MemorySubscriptionStoreOptions {
   /** Records held, at most; a put of a new id past it is refused. */
@@ -30,8 +30,6 @@ interface HeapEntry {
   readonly id: string;
 }
 
-const ROLES: readonly SubscriptionRole[] = ['notifier', 'subscriber'];
-const STATES: readonly string[] = ['pending', 'active', 'terminated'];
 
 export class MemorySubscriptionStore implements SubscriptionStore {
   private readonly records = new Map<string, Held>();
@@ -45,7 +43,7 @@ export class MemorySubscriptionStore implements SubscriptionStore {
 
   async put<D>(record: SubscriptionRecord<D>): Promise<void> {
     this.ensureOpen();
-    const json = serialise(record);
+    const json = serialiseRecord(record);
     const old = this.records.get(record.id);
     if (!old && this.records.size >= this.options.maxRecords) {
       throw new BridgeError('STATE_FULL', `the subscription store holds ${this.records.size} records, its limit`, {
@@ -226,26 +224,6 @@ export class MemorySubscriptionStore implements SubscriptionStore {
 /** Earlier expiry first; among equal ones, the older put. */
 function before(a: HeapEntry, b: HeapEntry): boolean {
   return a.at < b.at || (a.at === b.at && a.version < b.version);
-}
-
-/**
- * JSON text of a record, refusing what JSON or the heap cannot hold: a non-finite expiry would
- * break the heap order (NaN compares false with everything) and turn into null on the way out.
- */
-function serialise(record: SubscriptionRecord<unknown>): string {
-  const name = JSON.stringify(String(record.id).slice(0, 100));
-  const invalid = (why: string, cause?: unknown) =>
-    new BridgeError('STATE_INVALID_RECORD', `subscription record ${name}: ${why}`, { condition: 'internal-server-error', retryable: false, cause });
-  if (typeof record.id !== 'string' || record.id === '') throw invalid('id must be a non-empty string');
-  if (!ROLES.includes(record.role)) throw invalid(`unknown role ${String(record.role)}`);
-  if (!STATES.includes(record.state)) throw invalid(`unknown state ${String(record.state)}`);
-  if (typeof record.watcher !== 'string' || typeof record.presentity !== 'string') throw invalid('watcher and presentity must be strings');
-  if (!Number.isFinite(record.expiresAt)) throw invalid(`expiresAt ${String(record.expiresAt)} is not a finite number`);
-  try {
-    return JSON.stringify(record);
-  } catch (err) {
-    throw invalid('data is not JSON-serialisable', err);
-  }
 }
 
 function revive<D>(held: Held): SubscriptionRecord<D> {

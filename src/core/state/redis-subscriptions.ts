@@ -13,7 +13,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../../telemetry/logger.js';
 import { BridgeError } from '../errors.js';
 import type { RedisConnection } from '../queue/bullmq.js';
-import type { SubscriptionRecord, SubscriptionRole, SubscriptionStore } from './subscriptions.js';
+import { serialiseRecord, type SubscriptionRecord, type SubscriptionRole, type SubscriptionStore } from './subscriptions.js';
 
 export interface RedisSubscriptionStoreOptions {
   connection: RedisConnection;
@@ -132,8 +132,6 @@ end
 return out
 `;
 
-const ROLES: readonly SubscriptionRole[] = ['notifier', 'subscriber'];
-const STATES: readonly string[] = ['pending', 'active', 'terminated'];
 const SCAN_BATCH = 200;
 /** Bounds one list(): 10 000 scan rounds. */
 const SCAN_MAX_ROUNDS = 10_000;
@@ -181,7 +179,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
 
   async put<D>(record: SubscriptionRecord<D>): Promise<void> {
     this.ensureOpen();
-    const json = serialise(record);
+    const json = serialiseRecord(record);
     const now = Date.now();
     const stored = await this.call('put', () =>
       this.redis.subPut(
@@ -323,22 +321,3 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   }
 }
 
-/**
- * JSON text of a record, refusing what JSON or the expiry order cannot hold (the same checks as
- * the memory store, so both backends refuse the same records).
- */
-function serialise(record: SubscriptionRecord<unknown>): string {
-  const name = JSON.stringify(String(record.id).slice(0, 100));
-  const invalid = (why: string, cause?: unknown) =>
-    new BridgeError('STATE_INVALID_RECORD', `subscription record ${name}: ${why}`, { condition: 'internal-server-error', retryable: false, cause });
-  if (typeof record.id !== 'string' || record.id === '') throw invalid('id must be a non-empty string');
-  if (!ROLES.includes(record.role)) throw invalid(`unknown role ${String(record.role)}`);
-  if (!STATES.includes(record.state)) throw invalid(`unknown state ${String(record.state)}`);
-  if (typeof record.watcher !== 'string' || typeof record.presentity !== 'string') throw invalid('watcher and presentity must be strings');
-  if (!Number.isFinite(record.expiresAt)) throw invalid(`expiresAt ${String(record.expiresAt)} is not a finite number`);
-  try {
-    return JSON.stringify(record);
-  } catch (err) {
-    throw invalid('data is not JSON-serialisable', err);
-  }
-}

@@ -11,6 +11,7 @@
  * scheduler (see ./expiry.ts) serves any number of subscriptions, and a Redis backend can do
  * the same with a sorted set.
  */
+import { BridgeError } from '../errors.js';
 
 export type SubscriptionRole = 'notifier' | 'subscriber';
 
@@ -51,4 +52,29 @@ export interface SubscriptionStore {
   /** Number of records, for metrics and bounds. */
   size(): Promise<number>;
   close(): Promise<void>;
+}
+
+const ROLES: readonly string[] = ['notifier', 'subscriber'];
+const STATES: readonly string[] = ['pending', 'active', 'terminated'];
+
+/**
+ * JSON text of a record, refusing what JSON or an expiry order cannot hold (a non-finite expiry
+ * would break a heap or sorted set and turn into null on the way out). Every backend stores
+ * through this, so all refuse the same records.
+ * @throws BridgeError `STATE_INVALID_RECORD`.
+ */
+export function serialiseRecord(record: SubscriptionRecord<unknown>): string {
+  const name = JSON.stringify(String(record.id).slice(0, 100));
+  const invalid = (why: string, cause?: unknown) =>
+    new BridgeError('STATE_INVALID_RECORD', `subscription record ${name}: ${why}`, { condition: 'internal-server-error', retryable: false, cause });
+  if (typeof record.id !== 'string' || record.id === '') throw invalid('id must be a non-empty string');
+  if (!ROLES.includes(record.role)) throw invalid(`unknown role ${String(record.role)}`);
+  if (!STATES.includes(record.state)) throw invalid(`unknown state ${String(record.state)}`);
+  if (typeof record.watcher !== 'string' || typeof record.presentity !== 'string') throw invalid('watcher and presentity must be strings');
+  if (!Number.isFinite(record.expiresAt)) throw invalid(`expiresAt ${String(record.expiresAt)} is not a finite number`);
+  try {
+    return JSON.stringify(record);
+  } catch (err) {
+    throw invalid('data is not JSON-serialisable', err);
+  }
 }
