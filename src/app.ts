@@ -7,7 +7,10 @@ import { XmppAdapter, type WatchedPair } from './adapters/xmpp/adapter.js';
 import type { BridgeConfig } from './config/schema.js';
 import { Bridge, type BridgeOptions } from './core/bridge.js';
 import { PresenceVisibility } from './core/policy/presence-visibility.js';
+import { BullMQQueue } from './core/queue/bullmq.js';
 import { MemoryQueue } from './core/queue/memory.js';
+import type { Queue } from './core/queue/queue.js';
+import { RedisSubscriptionStore } from './core/state/redis-subscriptions.js';
 import { MemorySubscriptionStore } from './core/state/memory-subscriptions.js';
 import type { SubscriptionStore } from './core/state/subscriptions.js';
 import { Router } from './core/router.js';
@@ -15,11 +18,16 @@ import { AddressTranslator } from './mapping/address.js';
 import { buildIdentityChain, reloadIdentities, type IdentitySetup } from './mapping/identity/index.js';
 import type { Logger } from './telemetry/logger.js';
 
-/** The bridge with its identity sources: they start before the adapters and stop after them. */
+/**
+ * The bridge with its identity sources and subscription store: the sources start before the
+ * adapters and stop after them (only in the roles that route: an edge never asks a directory).
+ */
 export class BridgeWithIdentities extends Bridge {
   constructor(
     options: BridgeOptions,
     private readonly identities: IdentitySetup,
+    private readonly subscriptions: SubscriptionStore,
+    private readonly routes: boolean,
   ) {
     super(options);
   }
@@ -29,14 +37,15 @@ export class BridgeWithIdentities extends Bridge {
   }
 
   override async start(): Promise<void> {
-    await this.identities.chain.start();
+    if (this.routes) await this.identities.chain.start();
     // A failing super.start() calls this.stop(), which stops the chain too.
     await super.start();
   }
 
   override async stop(): Promise<void> {
     await super.stop();
-    await this.identities.chain.stop();
+    await this.subscriptions.close();
+    if (this.routes) await this.identities.chain.stop();
   }
 
   /** SIGHUP: re-reads static identity files; a bad file keeps the old table (logged). */
@@ -46,9 +55,8 @@ export class BridgeWithIdentities extends Bridge {
 }
 
 export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): BridgeWithIdentities {
-  const queue = new MemoryQueue(config.queue);
+  const { queue, subscriptions } = backends(config, logger);
   const translator = new AddressTranslator({ componentDomain: config.xmpp.component, xmppDomains: config.mapping.xmppDomains });
-  const subscriptions = new MemorySubscriptionStore({ maxRecords: config.presence.maxSubscriptions });
   const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }));
   const router = new Router({
     translator,
@@ -61,7 +69,8 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
   return new BridgeWithIdentities(
     {
       queue,
-      router,
+      role: config.role,
+      ...(config.role === 'all' || config.role === 'router' ? { router } : {}),
       logger: logger.child({ component: 'bridge' }),
       createAdapter: (side, hooks) =>
         side === 'sip'
@@ -78,7 +87,26 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
             }),
     },
     identities,
+    subscriptions,
+    config.role === 'all' || config.role === 'router',
   );
+}
+
+/** The queue and the subscription store: in memory, or on Redis shared by several processes. */
+function backends(config: Readonly<BridgeConfig>, logger: Logger): { queue: Queue; subscriptions: SubscriptionStore } {
+  if (config.queue.backend === 'memory') {
+    return { queue: new MemoryQueue(config.queue), subscriptions: new MemorySubscriptionStore({ maxRecords: config.presence.maxSubscriptions }) };
+  }
+  const { url, prefix } = config.redis;
+  return {
+    queue: new BullMQQueue({ ...config.queue, connection: url, prefix, logger: logger.child({ component: 'queue' }) }),
+    subscriptions: new RedisSubscriptionStore({
+      connection: url,
+      prefix: `${prefix}-subscriptions`,
+      maxRecords: config.presence.maxSubscriptions,
+      logger: logger.child({ component: 'subscriptions' }),
+    }),
+  };
 }
 
 /** Most XMPP users re-probed after the component (re)connects (the XMPP adapter caps it too). */

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { createBridge } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { ROLES } from './config/schema.js';
 import { BridgeError } from './core/errors.js';
 import { lookupReport, runLookup } from './mapping/identity/lookup.js';
 import { createLogger } from './telemetry/logger.js';
@@ -22,7 +23,7 @@ program
   .action(async (file: string) => {
     const config = await loadConfig(file);
     process.stdout.write(
-      `${file}: valid (component ${config.xmpp.component}, ${config.sip.listen.length} SIP listener(s), ${config.mapping.identities.length} identities, ${config.mapping.sources.length} identity source(s))\n`,
+      `${file}: valid (role ${config.role}, ${config.queue.backend} queue, component ${config.xmpp.component}, ${config.sip.listen.length} SIP listener(s), ${config.mapping.identities.length} identities, ${config.mapping.sources.length} identity source(s))\n`,
     );
   });
 
@@ -30,8 +31,9 @@ program
   .command('start')
   .description('run the bridge')
   .requiredOption('-c, --config <file>', 'YAML configuration file')
-  .action(async (opts: { config: string }) => {
-    const config = await loadConfig(opts.config);
+  .option('--role <role>', `what this process does, overriding the file's role: ${ROLES.join(', ')}`)
+  .action(async (opts: { config: string; role?: string }) => {
+    const config = await loadConfig(opts.config, opts.role === undefined ? {} : { role: opts.role });
     const logger = createLogger({ level: config.log.level });
     const bridge = createBridge(config, logger);
     let stopping: Promise<void> | undefined;

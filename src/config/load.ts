@@ -24,7 +24,11 @@ export function parseConfig(document: unknown, source = 'config'): Readonly<Brid
   return deepFreeze(result.data);
 }
 
-export async function loadConfig(path: string): Promise<Readonly<BridgeConfig>> {
+/**
+ * Reads and validates a YAML config file. `overrides` replace top-level keys before validation
+ * (the command line's `--role`), so they are checked like the file's own values.
+ */
+export async function loadConfig(path: string, overrides: Record<string, unknown> = {}): Promise<Readonly<BridgeConfig>> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -38,7 +42,8 @@ export async function loadConfig(path: string): Promise<Readonly<BridgeConfig>> 
     const detail = err instanceof YAMLParseError ? err.message : String(err);
     throw new ConfigError(`${path} is not valid YAML: ${detail}`);
   }
-  return parseConfig(document, path);
+  const merged = Object.keys(overrides).length === 0 ? document : { ...(document as Record<string, unknown>), ...overrides };
+  return parseConfig(merged, path);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -43,7 +43,8 @@ export const xmppSchema = z.strictObject({
   server: z
     .strictObject({ host: host.default('127.0.0.1'), port: port.default(5347) })
     .default({ host: '127.0.0.1', port: 5347 }),
-  secret: z.string().min(1),
+  /** The component secret; only processes that connect (roles `all` and `xmpp-edge`) need it. */
+  secret: z.string().min(1).optional(),
   /** Largest stanza the bridge sends; Prosody closes a component stream over 512 KiB. */
   maxStanzaBytes: z.number().int().min(1024).default(512 * 1024),
   /** Stanzas written but not yet acknowledged by the socket, at most. */
@@ -172,7 +173,8 @@ export const mappingSchema = z.strictObject({
 });
 
 export const queueSchema = z.strictObject({
-  backend: z.enum(['memory']).default('memory'),
+  /** `memory`: one process, nothing survives a restart. `redis`: BullMQ on `redis`, shared by processes. */
+  backend: z.enum(['memory', 'redis']).default('memory'),
   /** Delivery attempts per event before it becomes a failure back to its sender. */
   maxAttempts: z.number().int().min(1).max(100).default(5),
   /** First retry delay; doubles per attempt up to maxBackoffMs. */
@@ -200,14 +202,40 @@ export const presenceSchema = z.strictObject({
   maxSubscriptions: z.number().int().min(1).default(100_000),
 });
 
-export const configSchema = z.strictObject({
-  sip: sipSchema,
-  xmpp: xmppSchema,
-  mapping: mappingSchema,
-  presence: presenceSchema.default({ visible: [], defaultExpiresS: 3600, minExpiresS: 60, maxExpiresS: 86_400, maxSubscriptions: 100_000 }),
-  queue: queueSchema.default({ backend: 'memory', maxAttempts: 5, backoffMs: 200, maxBackoffMs: 30_000, maxPending: 100_000 }),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+export const redisSchema = z.strictObject({
+  url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  /** Key prefix, so several bridges (or tests) can share one Redis. */
+  prefix: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/).default('sxb'),
 });
+
+/**
+ * What this process does (issue 5): `all` runs both edges and the router; `sip-edge` and
+ * `xmpp-edge` run one adapter and hand inbound events to the queue; `router` maps identities
+ * and applies policy between the queues. Every role but `all` needs `queue.backend: redis`.
+ */
+export const ROLES = ['all', 'sip-edge', 'xmpp-edge', 'router'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const configSchema = z
+  .strictObject({
+    role: z.enum(ROLES).default('all'),
+    // A router or an XMPP edge opens no SIP socket: the section may be left out there.
+    sip: sipSchema.prefault({}),
+    xmpp: xmppSchema,
+    mapping: mappingSchema,
+    presence: presenceSchema.default({ visible: [], defaultExpiresS: 3600, minExpiresS: 60, maxExpiresS: 86_400, maxSubscriptions: 100_000 }),
+    queue: queueSchema.default({ backend: 'memory', maxAttempts: 5, backoffMs: 200, maxBackoffMs: 30_000, maxPending: 100_000 }),
+    redis: redisSchema.default({ url: 'redis://127.0.0.1:6379', prefix: 'sxb' }),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  })
+  .refine((c) => c.role === 'all' || c.queue.backend === 'redis', {
+    path: ['role'],
+    message: 'a role other than "all" shares work through Redis: set queue.backend: redis',
+  })
+  .refine((c) => (c.role !== 'all' && c.role !== 'xmpp-edge') || c.xmpp.secret !== undefined, {
+    path: ['xmpp', 'secret'],
+    message: 'missing (expected the component secret: this role connects to the XMPP server)',
+  });
 
 export type BridgeConfig = z.infer<typeof configSchema>;
 export type SipConfig = BridgeConfig['sip'];

@@ -7,13 +7,31 @@ import type { Adapter, AdapterHooks } from './adapter.js';
 import { toBridgeError } from './errors.js';
 import { failureOf, type CanonicalEvent, type Side } from './events.js';
 import type { Consumer, Queue, QueueJob } from './queue/queue.js';
-import { QUEUE_FOR, type Router } from './router.js';
+import { enqueueForDelivery, INBOUND_QUEUE, QUEUE_FOR, type Router } from './router.js';
+
+/**
+ * What one process does (config `role`, issue 5): `all` runs both adapters and routes inbound
+ * events at once (a SIP sender gets 404 for an unknown user before any 202); an edge runs one
+ * adapter and queues what it receives on the inbound queue; a router routes that queue. Edges
+ * never look up identities, so a SIP edge in a DMZ reaches nothing inside but the queue.
+ */
+export type BridgeRole = 'all' | 'sip-edge' | 'xmpp-edge' | 'router';
+
+const SIDES_OF: Readonly<Record<BridgeRole, readonly Side[]>> = {
+  all: ['sip', 'xmpp'],
+  'sip-edge': ['sip'],
+  'xmpp-edge': ['xmpp'],
+  router: [],
+};
 
 export type AdapterFactory = (side: Side, hooks: AdapterHooks) => Adapter;
 
 export interface BridgeOptions {
   queue: Queue;
-  router: Router;
+  /** Default `all`. */
+  role?: BridgeRole;
+  /** Needed by the roles that route: `all` and `router`. */
+  router?: Router;
   logger: Logger;
   createAdapter: AdapterFactory;
   now?: () => number;
@@ -23,17 +41,23 @@ export interface BridgeOptions {
   drainTimeoutMs?: number;
 }
 
-const SIDES: readonly Side[] = ['sip', 'xmpp'];
-
 export class Bridge {
   private readonly adapters = new Map<Side, Adapter>();
   private readonly consumers = new Map<Side, Consumer>();
+  private inboundConsumer: Consumer | undefined;
   private readonly now: () => number;
+  private readonly role: BridgeRole;
+  private readonly sides: readonly Side[];
   private running = false;
   private stopping = false;
 
   constructor(private readonly options: BridgeOptions) {
     this.now = options.now ?? Date.now;
+    this.role = options.role ?? 'all';
+    this.sides = SIDES_OF[this.role];
+    if ((this.role === 'all' || this.role === 'router') && options.router === undefined) {
+      throw new Error(`the ${this.role} role needs a router`);
+    }
   }
 
   adapter(side: Side): Adapter {
@@ -44,9 +68,15 @@ export class Bridge {
 
   async start(): Promise<void> {
     const { logger } = this.options;
-    for (const side of SIDES) {
+    if (this.role === 'router') {
+      this.inboundConsumer = this.options.queue.consume<CanonicalEvent>(INBOUND_QUEUE, (job) => this.routeInbound(job.data), {
+        concurrency: this.options.concurrency ?? 64,
+        onDeadLetter: (job, error) => this.unroutable(job.data, error),
+      });
+    }
+    for (const side of this.sides) {
       const adapter = this.options.createAdapter(side, {
-        onEvent: (event) => this.options.router.route(event),
+        onEvent: (event) => this.inbound(event),
         onAvailability: (available) => {
           if (this.stopping) return;
           const consumer = this.consumers.get(side);
@@ -66,9 +96,9 @@ export class Bridge {
     }
     try {
       // SIP first: it only listens. XMPP start() fails fast on a refused secret.
-      for (const side of SIDES) await this.adapter(side).start();
+      for (const side of this.sides) await this.adapter(side).start();
       this.running = true;
-      logger.info('bridge started');
+      logger.info({ role: this.role }, 'bridge started');
     } catch (err) {
       await this.stop();
       throw err;
@@ -79,10 +109,11 @@ export class Bridge {
     const { logger, queue } = this.options;
     this.stopping = true;
     await this.drain(this.options.drainTimeoutMs ?? 5000);
-    await Promise.all([...this.consumers.values()].map((c) => c.close()));
-    for (const side of SIDES) {
-      const pending = (await queue.counts(QUEUE_FOR[side])).pending;
-      if (pending > 0) logger.warn({ side, pending }, 'stopping with events not delivered (memory queue: they are lost)');
+    await Promise.all([...this.consumers.values(), ...(this.inboundConsumer ? [this.inboundConsumer] : [])].map((c) => c.close()));
+    this.inboundConsumer = undefined;
+    for (const side of this.sides) {
+      const pending = (await queue.counts(QUEUE_FOR[side]).catch(() => ({ pending: 0 }))).pending;
+      if (pending > 0) logger.warn({ side, pending }, 'stopping with events not delivered (a memory queue loses them; Redis keeps them)');
     }
     await Promise.allSettled([...this.adapters.values()].map((a) => a.stop()));
     await queue.close();
@@ -91,6 +122,37 @@ export class Bridge {
     if (this.running) logger.info('bridge stopped');
     this.running = false;
     this.stopping = false;
+  }
+
+  /** An event an adapter received: routed here (`all`) or queued for a router process (edges). */
+  private async inbound(event: CanonicalEvent): Promise<void> {
+    if (this.role === 'all') return (this.options.router as Router).route(event);
+    // A failure is already in its receiver's terms: it needs no router.
+    if (event.kind === 'failure') return enqueueForDelivery(this.options.queue, event);
+    await this.options.queue.enqueue(INBOUND_QUEUE, event, { jobId: event.id });
+  }
+
+  /**
+   * The router role's handler for the inbound queue. A refusal (unknown user, bad address)
+   * goes back to the sender as a failure; "try later" (identity sources down) is retried.
+   */
+  private async routeInbound(event: CanonicalEvent): Promise<void> {
+    try {
+      await (this.options.router as Router).route(event);
+    } catch (err) {
+      const e = toBridgeError(err);
+      if (e.retryable) throw e;
+      await this.unroutable(event, e);
+    }
+  }
+
+  private async unroutable(event: CanonicalEvent, error: unknown): Promise<void> {
+    const e = toBridgeError(error);
+    this.options.logger.info({ event: event.id, kind: event.kind, code: e.code, condition: e.condition }, `inbound event refused: ${e.message}`);
+    if (event.kind === 'failure') return;
+    const failure = failureOf(event, { condition: e.condition, text: e.message, ...(e.sipStatus === undefined ? {} : { sipStatus: e.sipStatus }) }, this.now());
+    // Addressed back to the sender in its own terms: straight to the origin side's queue.
+    await enqueueForDelivery(this.options.queue, failure);
   }
 
   private async deliver(adapter: Adapter, job: QueueJob<CanonicalEvent>): Promise<void> {
@@ -116,7 +178,7 @@ export class Bridge {
     }
     const failure = failureOf(event, { condition: e.condition, text: e.message, ...(e.sipStatus === undefined ? {} : { sipStatus: e.sipStatus }) }, this.now());
     try {
-      await this.options.router.route(failure);
+      await enqueueForDelivery(this.options.queue, failure);
     } catch (err) {
       this.options.logger.error({ event: event.id, err }, 'failure notice could not be queued');
     }
@@ -126,7 +188,7 @@ export class Bridge {
     const deadline = this.now() + timeoutMs;
     for (;;) {
       let pending = 0;
-      for (const side of SIDES) pending += (await this.options.queue.counts(QUEUE_FOR[side])).pending;
+      for (const side of this.sides) pending += (await this.options.queue.counts(QUEUE_FOR[side]).catch(() => ({ pending: 0 }))).pending;
       if (pending === 0 || this.now() >= deadline) return;
       await new Promise((r) => setTimeout(r, 20));
     }

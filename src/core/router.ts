@@ -16,6 +16,18 @@ import type { Queue } from './queue/queue.js';
 /** The queue each side's adapter consumes. */
 export const QUEUE_FOR: Readonly<Record<Side, string>> = { sip: 'to-sip', xmpp: 'to-xmpp' };
 
+/** Where edge processes put what they receive when routers run elsewhere (roles, issue 5). */
+export const INBOUND_QUEUE = 'inbound';
+
+/**
+ * Queues an event (already in its receiver's terms) for the adapter of its `to` side: the job
+ * id is the event id, and one conversation is one lane, so its events arrive in order
+ * (STYLE.md habit 10).
+ */
+export async function enqueueForDelivery(queue: Queue, event: CanonicalEvent): Promise<void> {
+  await queue.enqueue(QUEUE_FOR[event.to.side], event, { jobId: event.id, orderingKey: conversationKey(event.from, event.to) });
+}
+
 export interface RouterOptions {
   translator: AddressTranslator;
   /** Resolves numbers XMPP users write to (`+15551234567@<component>`): the identity chain. */
@@ -171,12 +183,8 @@ export class Router {
     return jid;
   }
 
-  private async enqueue(event: CanonicalEvent): Promise<void> {
-    await this.options.queue.enqueue(QUEUE_FOR[event.to.side], event, {
-      jobId: event.id,
-      // One conversation is one lane: its messages arrive in order (STYLE.md habit 10).
-      orderingKey: conversationKey(event.from, event.to),
-    });
+  private enqueue(event: CanonicalEvent): Promise<void> {
+    return enqueueForDelivery(this.options.queue, event);
   }
 }
 

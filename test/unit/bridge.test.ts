@@ -466,3 +466,54 @@ describe('bridge: presence under the visibility policy', () => {
     expect(toSip).toEqual([]);
   });
 });
+
+describe('bridge roles: edges and a router sharing one queue', () => {
+  const bridges: Bridge[] = [];
+  afterEach(async () => {
+    for (const b of bridges.splice(0).reverse()) await b.stop();
+  });
+
+  /** A SIP edge, an XMPP edge and a router, as three processes would run them on one Redis. */
+  async function split() {
+    const logger = silentLogger();
+    const queue = new MemoryQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
+    const translator = new AddressTranslator({ componentDomain: COMPONENT, xmppDomains: ['xmpp.test'] });
+    const router = new Router({ translator, queue, logger, identities: aliceOnly() });
+    const adapters = {} as Record<Side, RecordingAdapter>;
+    const make = (role: 'sip-edge' | 'xmpp-edge' | 'router') =>
+      new Bridge({
+        queue,
+        role,
+        ...(role === 'router' ? { router } : {}),
+        logger,
+        drainTimeoutMs: 100,
+        createAdapter: (side, hooks) => (adapters[side] = new RecordingAdapter(side, hooks)),
+      });
+    for (const role of ['router', 'sip-edge', 'xmpp-edge'] as const) {
+      const b = make(role);
+      await b.start();
+      bridges.push(b);
+    }
+    return { adapters };
+  }
+
+  it('carries a message from the XMPP edge through the router to the SIP edge, mapped', async () => {
+    const { adapters } = await split();
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'via the router'));
+    const [delivered] = await waitFor('SIP delivery', () => (adapters.sip.sent.length ? adapters.sip.sent : undefined));
+    expect(delivered).toMatchObject({ kind: 'message', body: 'via the router', to: { side: 'sip', user: 'alice', domain: 'corp.example' } });
+  });
+
+  it('accepts at the edge and turns a later refusal into a failure back to the sender', async () => {
+    const { adapters } = await split();
+    // The edge does not know the number is unmapped: it only queues.
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15550000000', 'nobody', 'lost-1'))).resolves.toBeUndefined();
+    const [failure] = await waitFor('failure at the XMPP edge', () => (adapters.xmpp.sent.length ? adapters.xmpp.sent : undefined));
+    expect(failure).toMatchObject({ kind: 'failure', condition: 'item-not-found', originRef: 'lost-1', to: { user: 'juliet', domain: 'xmpp.test' } });
+    expect(adapters.sip.sent).toEqual([]);
+  });
+
+  it('refuses to build a routing role without a router', () => {
+    expect(() => new Bridge({ queue: new MemoryQueue({ maxAttempts: 1, backoffMs: 1, maxBackoffMs: 1, maxPending: 1 }), role: 'router', logger: silentLogger(), createAdapter: () => { throw new Error('no adapter'); } })).toThrow(/needs a router/);
+  });
+});

@@ -60,12 +60,23 @@ describe('config', () => {
     }).toThrow(TypeError);
   });
 
+  it('takes a SIP edge or a router on Redis without the component secret, and a router without a sip section', () => {
+    const edge = withPatch((d) => ((d['role'] = 'sip-edge'), (d['queue'] = { backend: 'redis' }), delete d['xmpp']['secret']));
+    expect(parseConfig(edge)).toMatchObject({ role: 'sip-edge', queue: { backend: 'redis' }, redis: { url: 'redis://127.0.0.1:6379', prefix: 'sxb' } });
+    const router = withPatch((d) => ((d['role'] = 'router'), (d['queue'] = { backend: 'redis' }), delete d['xmpp']['secret'], delete d['sip']));
+    expect(parseConfig(router)).toMatchObject({ role: 'router', sip: { listen: [{ transport: 'udp', port: 5060 }] } });
+  });
+
   const cases: Array<[string, unknown, RegExp]> = [
     ['an unknown top-level key', withPatch((d) => (d['sipp'] = {})), /sipp: unknown key/],
     ['an unknown nested key', withPatch((d) => (d['xmpp']['secrett'] = 'x')), /xmpp\.secrett: unknown key/],
     ['a port of the wrong type', withPatch((d) => (d['sip']['listen'][0]['port'] = '5060')), /sip\.listen\.0\.port: .*number/i],
     ['an unknown transport', withPatch((d) => (d['sip']['listen'][0]['transport'] = 'sctp')), /sip\.listen\.0\.transport/],
-    ['a missing secret', withPatch((d) => delete d['xmpp']['secret']), /xmpp\.secret: missing \(expected string\)/],
+    ['a missing secret', withPatch((d) => delete d['xmpp']['secret']), /xmpp\.secret: missing \(expected the component secret/],
+    ['a role other than all on the memory queue', withPatch((d) => (d['role'] = 'sip-edge')), /role: .*set queue\.backend: redis/],
+    ['an unknown role', withPatch((d) => (d['role'] = 'edge')), /role: /],
+    ['an XMPP edge without the secret', withPatch((d) => ((d['role'] = 'xmpp-edge'), (d['queue'] = { backend: 'redis' }), delete d['xmpp']['secret'])), /xmpp\.secret: missing/],
+    ['a Redis URL of another scheme', withPatch((d) => (d['redis'] = { url: 'http://127.0.0.1:6379' })), /redis\.url: a redis:\/\//],
     ['a missing section', withPatch((d) => delete d['mapping']), /mapping: missing \(expected object\)/],
     ['a number not in E.164', withPatch((d) => (d['mapping']['identities'] = [{ e164: '5551234567', sip: 'sip:a@b' }])), /mapping\.identities\.0\.e164: an E\.164 number/],
     ['a SIP address that is not a URI', withPatch((d) => (d['mapping']['identities'] = [{ e164: '+15551234567', sip: 'alice' }])), /mapping\.identities\.0\.sip/],

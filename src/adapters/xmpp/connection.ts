@@ -181,6 +181,8 @@ export class ComponentConnection {
       const handshake = (async () => {
         await entity.connect(entity.options.service ?? '');
         const header = await entity.open({ domain: this.config.component });
+        // The config schema requires the secret for every role that connects.
+        if (this.config.secret === undefined) throw new Error('xmpp.secret is not configured');
         await entity.authenticate(header.attrs['id'] ?? '', this.config.secret);
       })();
       const deadline = new Promise<never>((_, reject) => {
