@@ -4,7 +4,8 @@
 #   (OpenLDAP directory), dnsmasq-base (DNS server for ENUM NAPTR records), openssl (test CA
 #   for the directory's TLS), kamailio-presence-modules + kamailio-sqlite-modules (Kamailio as a
 #   presence server for the presence tests), redis-server (the Redis queue and state backends;
-#   the tests start their own on a free port).
+#   the tests start their own on a free port), docker-compose (validates docker-compose.yml; no
+#   Docker engine is needed or started).
 # Usage: scripts/install-test-peers.sh           install what is missing (needs root)
 #        scripts/install-test-peers.sh --check   list what is missing, exit 1 if anything is
 set -euo pipefail
@@ -21,6 +22,7 @@ PEERS=(
   "dnsmasq-base:dnsmasq"
   "openssl:openssl"
   "redis-server:redis-server"
+  "docker-compose:docker-compose"
 )
 
 missing=()
@@ -43,7 +45,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server"
+  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server, docker-compose"
   exit 0
 fi
 
