@@ -208,10 +208,17 @@ describe('bad input', () => {
     expect(statusOf(reply)).toBe(415);
   });
 
-  it('given a Request-URI that is not sip:/sips:, then 416', async () => {
-    const reply = await ask(rawRequest({ uri: 'tel:+15551234567' }));
+  it('given a Request-URI that is not sip:, sips: or tel:, then 416', async () => {
+    const reply = await ask(rawRequest({ uri: 'im:bob@xmpp.example.org' }));
     expect(statusOf(reply)).toBe(416);
     expect(events).toHaveLength(0);
+  });
+
+  it('given a tel: Request-URI, then the core gets a message for that number (RFC 3966)', async () => {
+    const reply = await ask(rawRequest({ uri: 'tel:+1-555-123-4567', body: 'to a number' }));
+    expect(statusOf(reply)).toBe(202);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ kind: 'message', to: { side: 'sip', user: '+1-555-123-4567', telephone: true } });
   });
 
   it('given a CANCEL for a MESSAGE still in its transaction, then 200; for no transaction, then 481', async () => {

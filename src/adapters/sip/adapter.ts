@@ -297,8 +297,9 @@ export class SipAdapter implements Adapter {
       this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] });
       return;
     }
-    // RFC 3261 §8.2.2.1: a Request-URI scheme we do not understand → 416.
-    if (!/^sips?:/i.test(req.uri)) {
+    // RFC 3261 §8.2.2.1: a Request-URI scheme we do not understand → 416. A tel: URI
+    // (RFC 3966) names a number: the identity sources say who has it.
+    if (!/^(sips?|tel):/i.test(req.uri)) {
       this.respond(tx, req, 416);
       return;
     }
