@@ -33,7 +33,7 @@ beforeAll(async () => {
       sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] },
       xmpp: { component: COMPONENT, secret: 'unused' },
       mapping: {
-        xmppDomains: ['xmpp.test'],
+        xmppDomains: ['xmpp.test', 'chat.corp.example'],
         defaultRegion: 'US',
         identities: [{ e164: '+442079460958', sip: 'sip:bob@uk.corp.example' }],
         sources: [{ type: 'static', name: 'hr-table', file: table }],
@@ -54,6 +54,7 @@ describe('sip-xmpp-bridge lookup', () => {
     expect(run.stdout).toContain('XMPP account: alice@chat.corp.example');
     expect(run.stdout).toContain(`XMPP users write to: +15551234567@${COMPONENT}`);
     expect(run.stdout).toContain(`XMPP users write to: alice\\40corp.example@${COMPONENT}`);
+    expect(run.stdout).toContain('SIP users write to: tel:+15551234567 → alice@chat.corp.example');
   });
 
   it('finds the number of a SIP address from the configuration rows, in JSON', async () => {

@@ -23,6 +23,8 @@ export interface LookupResult {
   readonly attempts: readonly SourceAttempt[];
   /** JIDs on the component domain by which XMPP users reach this person. */
   readonly xmppAddresses: readonly string[];
+  /** The XMPP user a SIP message for this number (tel: or user=phone) reaches, when the bridge serves its domain. */
+  readonly numberReaches?: string;
   readonly health: readonly SourceHealth[];
 }
 
@@ -77,9 +79,11 @@ export async function runLookup(config: Readonly<BridgeConfig>, input: string, l
       const jid = translator.sipSenderToXmpp(aor);
       xmppAddresses.push(`${jid.user}@${jid.domain}`);
     }
+    const served = identity?.xmpp === undefined || e164 === undefined ? undefined : translator.servedXmppUser(identity.xmpp);
     return {
       input,
       query,
+      ...(served === undefined || e164 === undefined ? {} : { numberReaches: `tel:${e164} → ${served.user}@${served.domain}` }),
       ...(extension === undefined ? {} : { extension }),
       ...(trace.answeredBy === undefined ? {} : { answeredBy: trace.answeredBy }),
       ...(identity === undefined ? {} : { identity }),
@@ -110,5 +114,6 @@ export function lookupReport(r: LookupResult): string {
     lines.push(`canonical:    ${r.identity.canonical ?? '-'}`);
   }
   for (const jid of r.xmppAddresses) lines.push(`XMPP users write to: ${jid}`);
+  if (r.numberReaches !== undefined) lines.push(`SIP users write to: ${r.numberReaches}`);
   return `${lines.join('\n')}\n`;
 }
