@@ -70,6 +70,8 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     {
       queue,
       role: config.role,
+      // Redis keeps what is queued for the other processes; memory must be drained or lost.
+      drainTimeoutMs: config.queue.backend === 'memory' ? 5000 : 0,
       ...(config.role === 'all' || config.role === 'router' ? { router } : {}),
       logger: logger.child({ component: 'bridge' }),
       createAdapter: (side, hooks) =>

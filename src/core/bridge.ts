@@ -4,7 +4,7 @@
  */
 import type { Logger } from '../telemetry/logger.js';
 import type { Adapter, AdapterHooks } from './adapter.js';
-import { toBridgeError } from './errors.js';
+import { BridgeError, toBridgeError } from './errors.js';
 import { failureOf, type CanonicalEvent, type Side } from './events.js';
 import type { Consumer, Queue, QueueJob } from './queue/queue.js';
 import { enqueueForDelivery, INBOUND_QUEUE, QUEUE_FOR, type Router } from './router.js';
@@ -37,7 +37,10 @@ export interface BridgeOptions {
   now?: () => number;
   /** Events handed to one adapter at once (its sends in flight). */
   concurrency?: number;
-  /** How long stop() waits for queued events to be delivered. */
+  /**
+   * How long stop() waits for queued events to be delivered (memory queue: what is left is
+   * lost). 0 with a shared Redis queue: what is queued stays there for the other processes.
+   */
   drainTimeoutMs?: number;
 }
 
@@ -124,8 +127,19 @@ export class Bridge {
     this.stopping = false;
   }
 
-  /** An event an adapter received: routed here (`all`) or queued for a router process (edges). */
+  /**
+   * An event an adapter received: routed here (`all`) or queued for a router process (edges).
+   * Once stop() has begun nothing new is taken (SIP 503, XMPP service-unavailable), so the
+   * drain that follows ends.
+   */
   private async inbound(event: CanonicalEvent): Promise<void> {
+    if (this.stopping && event.kind !== 'failure') {
+      throw new BridgeError('BRIDGE_STOPPING', 'the bridge is shutting down; try again shortly', {
+        condition: 'service-unavailable',
+        sipStatus: 503,
+        retryable: true,
+      });
+    }
     if (this.role === 'all') return (this.options.router as Router).route(event);
     // A failure is already in its receiver's terms: it needs no router.
     if (event.kind === 'failure') return enqueueForDelivery(this.options.queue, event);

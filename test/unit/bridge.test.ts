@@ -233,6 +233,21 @@ describe('bridge', () => {
     expect(adapters.sip.sent[0]).toMatchObject({ body: 'while away' });
   });
 
+  it('takes nothing new once stop() has begun, with 503 / service-unavailable, and still delivers what it took', async () => {
+    const { bridge, adapters } = build();
+    await bridge.start();
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'taken before stop'));
+    const stopped = bridge.stop();
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'too late', 'late'))).rejects.toMatchObject({
+      code: 'BRIDGE_STOPPING',
+      condition: 'service-unavailable',
+      sipStatus: 503,
+      retryable: true,
+    });
+    await stopped;
+    expect(adapters.sip.sent).toMatchObject([{ body: 'taken before stop' }]);
+  });
+
   it('keeps one conversation in order', async () => {
     const { bridge, adapters } = build();
     await bridge.start();
