@@ -10,6 +10,7 @@ import {
   subscriptionEvent,
   type Address,
   type Availability,
+  type CanonicalEvent,
   type ProbeEvent,
   type SubscriptionEvent,
 } from '../../../core/events.js';
@@ -27,6 +28,7 @@ import {
   tagOf,
   uacDialog,
   type DialogState,
+  type LocalSide,
 } from '../dialog.js';
 import { eventPackage, isPidf, parseSubscriptionState, PRESENCE_EVENT, type SubscriptionStateValue } from './event-headers.js';
 import { parsePidf, PIDF_CONTENT_TYPE } from '../pidf.js';
@@ -358,7 +360,7 @@ export class PresenceSubscriber {
     }
   }
 
-  private subscribeHeaders(watcher: Address, local: ReturnType<PresenceContext['local']>, expires: number): SipHeader[] {
+  private subscribeHeaders(watcher: Address, local: LocalSide, expires: number): SipHeader[] {
     return [
       { name: 'Contact', value: contactFor(watcher.user, local) },
       { name: 'Event', value: PRESENCE_EVENT },
@@ -409,7 +411,7 @@ export class PresenceSubscriber {
   }
 
   /** Hands an event to the core; a refusal there is logged, not fatal to the SIP side. */
-  private async emit(event: Parameters<PresenceContext['hooks']['onEvent']>[0]): Promise<void> {
+  private async emit(event: CanonicalEvent): Promise<void> {
     try {
       await this.ctx.hooks.onEvent(event);
     } catch (err) {
