@@ -10,6 +10,7 @@ import { PresenceVisibility } from './core/policy/presence-visibility.js';
 import { BullMQQueue } from './core/queue/bullmq.js';
 import { MemoryQueue } from './core/queue/memory.js';
 import type { Queue } from './core/queue/queue.js';
+import { RedisDeliveryLog, type DeliveryLog } from './core/state/delivered.js';
 import { RedisSubscriptionStore } from './core/state/redis-subscriptions.js';
 import { MemorySubscriptionStore } from './core/state/memory-subscriptions.js';
 import type { SubscriptionStore } from './core/state/subscriptions.js';
@@ -26,7 +27,8 @@ export class BridgeWithIdentities extends Bridge {
   constructor(
     options: BridgeOptions,
     private readonly identities: IdentitySetup,
-    private readonly subscriptions: SubscriptionStore,
+    /** Closed after the adapters stop (subscription store, delivery log). */
+    private readonly stores: ReadonlyArray<{ close(): Promise<void> }>,
     private readonly routes: boolean,
   ) {
     super(options);
@@ -44,7 +46,7 @@ export class BridgeWithIdentities extends Bridge {
 
   override async stop(): Promise<void> {
     await super.stop();
-    await this.subscriptions.close();
+    for (const store of this.stores) await store.close();
     if (this.routes) await this.identities.chain.stop();
   }
 
@@ -55,7 +57,7 @@ export class BridgeWithIdentities extends Bridge {
 }
 
 export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): BridgeWithIdentities {
-  const { queue, subscriptions } = backends(config, logger);
+  const { queue, subscriptions, deliveries } = backends(config, logger);
   const translator = new AddressTranslator({ componentDomain: config.xmpp.component, xmppDomains: config.mapping.xmppDomains });
   const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }));
   const router = new Router({
@@ -72,6 +74,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
       role: config.role,
       // Redis keeps what is queued for the other processes; memory must be drained or lost.
       drainTimeoutMs: config.queue.backend === 'memory' ? 5000 : 0,
+      ...(deliveries === undefined ? {} : { deliveries }),
       ...(config.role === 'all' || config.role === 'router' ? { router } : {}),
       logger: logger.child({ component: 'bridge' }),
       createAdapter: (side, hooks) =>
@@ -89,13 +92,16 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
             }),
     },
     identities,
-    subscriptions,
+    [subscriptions, ...(deliveries === undefined ? [] : [deliveries])],
     config.role === 'all' || config.role === 'router',
   );
 }
 
-/** The queue and the subscription store: in memory, or on Redis shared by several processes. */
-function backends(config: Readonly<BridgeConfig>, logger: Logger): { queue: Queue; subscriptions: SubscriptionStore } {
+/**
+ * The queue, the subscription store and the delivery log: in memory (no log needed: the memory
+ * queue hands a job out once), or on Redis shared by several processes.
+ */
+function backends(config: Readonly<BridgeConfig>, logger: Logger): { queue: Queue; subscriptions: SubscriptionStore; deliveries?: DeliveryLog } {
   if (config.queue.backend === 'memory') {
     return { queue: new MemoryQueue(config.queue), subscriptions: new MemorySubscriptionStore({ maxRecords: config.presence.maxSubscriptions }) };
   }
@@ -108,6 +114,7 @@ function backends(config: Readonly<BridgeConfig>, logger: Logger): { queue: Queu
       maxRecords: config.presence.maxSubscriptions,
       logger: logger.child({ component: 'subscriptions' }),
     }),
+    deliveries: new RedisDeliveryLog({ connection: url, prefix: `${prefix}-delivered` }),
   };
 }
 

@@ -7,6 +7,7 @@ import type { Adapter, AdapterHooks } from './adapter.js';
 import { BridgeError, toBridgeError } from './errors.js';
 import { failureOf, type CanonicalEvent, type Side } from './events.js';
 import type { Consumer, Queue, QueueJob } from './queue/queue.js';
+import type { DeliveryLog } from './state/delivered.js';
 import { enqueueForDelivery, INBOUND_QUEUE, QUEUE_FOR, type Router } from './router.js';
 
 /**
@@ -35,6 +36,8 @@ export interface BridgeOptions {
   logger: Logger;
   createAdapter: AdapterFactory;
   now?: () => number;
+  /** Skips events already delivered when the queue hands one out again (exactly once as users see it). */
+  deliveries?: DeliveryLog;
   /** Events handed to one adapter at once (its sends in flight). */
   concurrency?: number;
   /**
@@ -170,8 +173,16 @@ export class Bridge {
   }
 
   private async deliver(adapter: Adapter, job: QueueJob<CanonicalEvent>): Promise<void> {
+    const { deliveries, logger } = this.options;
+    const id = job.data.id;
+    // Asked only for a repeat: a first attempt cannot have been delivered yet.
+    if (job.attempt > 1 && deliveries !== undefined && (await deliveries.delivered(id).catch(() => false))) {
+      logger.info({ event: id, side: adapter.side, attempt: job.attempt }, 'already delivered: not sent again');
+      return;
+    }
     try {
       await adapter.send(job.data);
+      await deliveries?.markDelivered(id).catch((err: unknown) => logger.warn({ event: id, err }, 'could not mark an event delivered'));
     } catch (err) {
       const e = toBridgeError(err);
       this.options.logger.warn(

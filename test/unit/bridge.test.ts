@@ -19,6 +19,8 @@ import {
 } from '../../src/core/events.js';
 import { PresenceVisibility } from '../../src/core/policy/presence-visibility.js';
 import { MemoryQueue } from '../../src/core/queue/memory.js';
+import type { Consumer, ConsumerOptions, JobHandler } from '../../src/core/queue/queue.js';
+import { MemoryDeliveryLog, type DeliveryLog } from '../../src/core/state/delivered.js';
 import { Router } from '../../src/core/router.js';
 import { AddressTranslator } from '../../src/mapping/address.js';
 import type { IdentitySource } from '../../src/mapping/identity-source.js';
@@ -530,5 +532,45 @@ describe('bridge roles: edges and a router sharing one queue', () => {
 
   it('refuses to build a routing role without a router', () => {
     expect(() => new Bridge({ queue: new MemoryQueue({ maxAttempts: 1, backoffMs: 1, maxBackoffMs: 1, maxPending: 1 }), role: 'router', logger: silentLogger(), createAdapter: () => { throw new Error('no adapter'); } })).toThrow(/needs a router/);
+  });
+});
+
+describe('bridge: delivered once when the queue hands an event out again', () => {
+  /** A queue that, like Redis after a crash between "sent" and "acked", runs each job a second time. */
+  class RedeliveringQueue extends MemoryQueue {
+    override consume<T>(name: string, handler: JobHandler<T>, options?: ConsumerOptions<T>): Consumer {
+      return super.consume<T>(name, async (job) => {
+        await handler(job);
+        await handler({ ...job, attempt: job.attempt + 1 });
+      }, options);
+    }
+  }
+
+  async function run(deliveries?: DeliveryLog) {
+    const logger = silentLogger();
+    const queue = new RedeliveringQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
+    const translator = new AddressTranslator({ componentDomain: COMPONENT, xmppDomains: ['xmpp.test'] });
+    const router = new Router({ translator, queue, logger, identities: aliceOnly() });
+    const adapters = {} as Record<Side, RecordingAdapter>;
+    const bridge = new Bridge({
+      queue,
+      router,
+      logger,
+      drainTimeoutMs: 1000,
+      ...(deliveries === undefined ? {} : { deliveries }),
+      createAdapter: (side, hooks) => (adapters[side] = new RecordingAdapter(side, hooks)),
+    });
+    await bridge.start();
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'once'));
+    await bridge.stop();
+    return adapters.sip.sent;
+  }
+
+  it('sends it twice without a delivery log (the at-least-once inside)', async () => {
+    expect(await run()).toHaveLength(2);
+  });
+
+  it('sends it once with a delivery log', async () => {
+    expect(await run(new MemoryDeliveryLog())).toHaveLength(1);
   });
 });

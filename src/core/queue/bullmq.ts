@@ -14,10 +14,11 @@
  */
 import { createHash } from 'node:crypto';
 import { DelayedError, Queue as BullQueue, Worker, type Job } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../../telemetry/logger.js';
 import { BridgeError } from '../errors.js';
 import { newEventId } from '../ids.js';
+import { FAIL_FAST, openRedis, type RedisConnection } from '../state/redis-connection.js';
 import {
   isUnrecoverable,
   retryDelay,
@@ -32,7 +33,7 @@ import {
 } from './queue.js';
 
 /** `{ host, port }` (and the other ioredis options) or a `redis://` / `rediss://` URL. */
-export type RedisConnection = string | (RedisOptions & { host: string; port: number });
+export type { RedisConnection };
 
 export interface BullMQQueueOptions extends RetryPolicy {
   connection: RedisConnection;
@@ -133,7 +134,7 @@ export class BullMQQueue implements Queue {
     this.commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
     // No offline queue and no resend after a reconnect: a command either reaches Redis now or
     // fails now, so an enqueue answered "unavailable" is not carried out behind the sender's back.
-    this.redis = newRedis(options.connection, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 }) as Redis &
+    this.redis = openRedis(options.connection, FAIL_FAST) as Redis &
       LaneCommands;
     this.redis.defineCommand('laneEnqueue', { numberOfKeys: 4, lua: ENQUEUE });
     this.redis.defineCommand('laneBegin', { numberOfKeys: 2, lua: BEGIN });
@@ -347,12 +348,6 @@ function encode(queue: string, data: unknown): string {
 }
 
 /** Reconnection every 50, 100 … ms up to 500 ms, so intake resumes soon after Redis is back. */
-const RECONNECT_BACKOFF: RedisOptions['retryStrategy'] = (times) => Math.min(times * 50, 500);
-
-function newRedis(connection: RedisConnection, overrides: RedisOptions): Redis {
-  const options = { retryStrategy: RECONNECT_BACKOFF, ...overrides };
-  return typeof connection === 'string' ? new Redis(connection, options) : new Redis({ ...connection, ...options });
-}
 
 
 class BullMQConsumer implements Consumer {
@@ -375,7 +370,7 @@ class BullMQConsumer implements Consumer {
     private readonly detach: () => void,
   ) {
     // BullMQ wants a connection that retries forever for its blocking fetches.
-    this.workerRedis = newRedis(policy.connection, { maxRetriesPerRequest: null });
+    this.workerRedis = openRedis(policy.connection, { maxRetriesPerRequest: null });
     this.workerRedis.on('error', () => {
       // Reported by the queue's own connection.
     });

@@ -9,10 +9,10 @@
  * ever held. A record that Redis expired before anyone took it leaves ids behind in the
  * indexes: readers skip them and takeExpired removes them.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../../telemetry/logger.js';
 import { BridgeError } from '../errors.js';
-import type { RedisConnection } from '../queue/bullmq.js';
+import { openRedis, type RedisConnection } from './redis-connection.js';
 import { serialiseRecord, type SubscriptionRecord, type SubscriptionRole, type SubscriptionStore } from './subscriptions.js';
 
 export interface RedisSubscriptionStoreOptions {
@@ -150,16 +150,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     this.keyPrefix = `${options.prefix}:`;
     this.ttlGraceMs = options.ttlGraceMs ?? 3_600_000;
     this.commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
-    // Fail now rather than queue: a caller told "unavailable" must not see the write happen later.
-    const overrides: RedisOptions = {
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
-      // As the queue's connection: reconnect within half a second of Redis coming back.
-      retryStrategy: (times) => Math.min(times * 50, 500),
-    };
-    const { connection } = options;
-    this.redis = (typeof connection === 'string' ? new Redis(connection, overrides) : new Redis({ ...connection, ...overrides })) as Redis & StoreCommands;
+    this.redis = openRedis(options.connection) as Redis & StoreCommands;
     this.redis.defineCommand('subPut', { numberOfKeys: 5, lua: PUT });
     this.redis.defineCommand('subDelete', { numberOfKeys: 2, lua: DELETE });
     this.redis.defineCommand('subRead', { numberOfKeys: 1, lua: READ });
