@@ -264,6 +264,14 @@ describe('what the core answers', () => {
     expect(statusOf(await peer.next())).toBe(status);
   });
 
+  it('given the queue cannot keep the message (Redis away), then 503 with Retry-After, so the sender retries', async () => {
+    core = () => Promise.reject(new BridgeError('QUEUE_UNAVAILABLE', 'Redis is not reachable', { condition: 'remote-server-timeout', sipStatus: 503, retryable: true }));
+    await peer.send(rawRequest({ body: 'later' }), udpPort);
+    const reply = await peer.next();
+    expect(statusOf(reply)).toBe(503);
+    expect(header(reply, 'Retry-After')).toBe('5');
+  });
+
   it('given the core takes its time, then a retransmission meanwhile is absorbed and one 202 follows', async () => {
     let release!: () => void;
     core = () => new Promise<void>((resolve) => (release = resolve));

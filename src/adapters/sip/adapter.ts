@@ -355,7 +355,7 @@ export class SipAdapter implements Adapter {
     } catch (err) {
       const status = statusFor(err);
       this.log.info({ err, id: event.id, status }, 'MESSAGE not accepted');
-      this.respond(tx, req, status, status === 405 ? { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] } : {});
+      this.respond(tx, req, status, { headers: refusalHeaders(status) });
     }
   }
 
@@ -424,4 +424,15 @@ function rejected(res: SipResponse): BridgeError {
     sipStatus: res.status,
     retryable: false,
   });
+}
+
+/**
+ * What a refusal says beside its status: 405 lists what is allowed (RFC 3261 §21.4.6); 503
+ * (the queue's Redis away, the bridge stopping) says when to come back (§21.5.4), so the
+ * sender retries rather than gives up.
+ */
+function refusalHeaders(status: number): SipHeader[] {
+  if (status === 405) return [{ name: 'Allow', value: ALLOWED_METHODS }];
+  if (status === 503) return [{ name: 'Retry-After', value: '5' }];
+  return [];
 }
