@@ -177,6 +177,21 @@ describe('a SIP watcher and an XMPP presentity', () => {
     }
   });
 
+  it('given juliet refuses a SIP watcher in her client, then its subscription ends terminated;reason=rejected', async () => {
+    const daveJid = `dave\\40corp.example@${prosody.component}`;
+    const watcher = await Watcher.subscribe('dave@corp.example', `juliet@${prosody.domain}`);
+    try {
+      await watcher.notify('NOTIFY pending', (n) => state(n).startsWith('pending'));
+      await juliet.next((el) => el.name === 'presence' && el.attrs['type'] === 'subscribe' && el.attrs['from'] === daveJid);
+      await juliet.client.send(xml('presence', { to: daveJid, type: 'unsubscribed' }));
+      const ended = await watcher.notify('NOTIFY terminated', (n) => state(n).startsWith('terminated'));
+      expect(state(ended)).toBe('terminated;reason=rejected');
+      expect(watcher.notifies.some((n) => body(n).includes('<basic>open</basic>'))).toBe(false);
+    } finally {
+      await watcher.close();
+    }
+  });
+
   it('keeps a watcher of a user the policy hides pending, and the hidden user never hears of it', async () => {
     const hidden = await Watcher.subscribe('carol@corp.example', `romeo@${prosody.domain}`);
     try {
