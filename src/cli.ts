@@ -8,6 +8,8 @@ import { createBridge } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { ROLES } from './config/schema.js';
 import { BridgeError } from './core/errors.js';
+import { BullMQQueue } from './core/queue/bullmq.js';
+import { INBOUND_QUEUE, QUEUE_FOR } from './core/router.js';
 import { lookupReport, runLookup } from './mapping/identity/lookup.js';
 import { createLogger } from './telemetry/logger.js';
 
@@ -60,6 +62,35 @@ program
     } catch (err) {
       logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
       process.exitCode = 1;
+    }
+  });
+
+program
+  .command('queues')
+  .description('show how many events wait in each queue on Redis, how many are in progress, and how old the oldest is')
+  .requiredOption('-c, --config <file>', 'YAML configuration file')
+  .action(async (opts: { config: string }) => {
+    const config = await loadConfig(opts.config);
+    if (config.queue.backend !== 'redis') {
+      process.stderr.write('sip-xmpp-bridge: the memory queue lives inside the running process; only a Redis queue can be read from outside\n');
+      process.exitCode = 2;
+      return;
+    }
+    const { url, prefix } = config.redis;
+    const queue = new BullMQQueue({ ...config.queue, connection: url, prefix });
+    try {
+      const lines = ['queue      waiting  active  oldest'];
+      for (const name of [INBOUND_QUEUE, QUEUE_FOR.sip, QUEUE_FOR.xmpp]) {
+        const s = await queue.stats(name);
+        const age = s.oldestAgeMs === undefined ? '-' : `${(s.oldestAgeMs / 1000).toFixed(1)} s`;
+        lines.push(`${name.padEnd(10)} ${String(s.pending - s.active).padStart(7)} ${String(s.active).padStart(7)}  ${age}`);
+      }
+      process.stdout.write(`${lines.join('\n')}\n`);
+    } catch (err) {
+      process.stderr.write(`sip-xmpp-bridge: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    } finally {
+      await queue.close();
     }
   });
 
