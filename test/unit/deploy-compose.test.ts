@@ -50,7 +50,7 @@ interface BridgeService {
   role: string;
   service: Service;
   configHostPath: string;
-  config: Readonly<BridgeConfig>;
+  readonly config: Readonly<BridgeConfig>;
 }
 
 /** `docker-compose config` output, or a failure naming the install script when the binary is missing. */
@@ -117,7 +117,18 @@ beforeAll(async () => {
     const target = optionValue(args, '--config') ?? '';
     const mount = bindMounts(service).find((m) => m.target === target);
     if (mount === undefined) throw new Error(`${name}: nothing mounted at its --config ${target}`);
-    bridges.push({ name, role: name.slice('bridge-'.length), service, configHostPath: mount.host, config: await loadConfig(mount.host) });
+    // A config that does not load fails the tests that read it (check-config says why), not the file.
+    const loaded = await loadConfig(mount.host).catch((err: unknown) => err as Error);
+    bridges.push({
+      name,
+      role: name.slice('bridge-'.length),
+      service,
+      configHostPath: mount.host,
+      get config() {
+        if (loaded instanceof Error) throw loaded;
+        return loaded;
+      },
+    });
   }
 });
 
