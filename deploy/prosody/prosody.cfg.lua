@@ -1,7 +1,6 @@
 -- Prosody for the scaled bridge topology (docker-compose.yml, docs/deploy.md).
 -- Only what the bridge needs is set here; see https://prosody.im/doc/configure for the rest.
 
-pidfile = "/var/run/prosody/prosody.pid"
 data_path = "/var/lib/prosody"
 log = { { levels = { min = "info" }, to = "console" } }
 
