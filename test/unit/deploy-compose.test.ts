@@ -30,7 +30,7 @@ interface Service {
   build?: { context: string };
   command?: string[];
   entrypoint?: string[];
-  volumes?: string[];
+  volumes?: (string | { type: string; source: string; target: string; read_only?: boolean })[];
   networks?: Record<string, unknown>;
   ports?: unknown[];
   container_name?: string;
@@ -62,9 +62,13 @@ function composeConfig(): { code: number | null; stdout: string; stderr: string 
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
-/** docker-compose 1.29 prints short volume syntax, `HOST:TARGET[:MODE]`; named volumes have no `/`. */
+/**
+ * docker-compose 1.29 prints short volume syntax, `HOST:TARGET[:MODE]` (named volumes have no
+ * `/`); Compose v2 prints the long form.
+ */
 function bindMounts(service: Service): Mount[] {
   return (service.volumes ?? []).flatMap((v) => {
+    if (typeof v !== 'string') return v.type === 'bind' ? [{ host: v.source, target: v.target, readOnly: v.read_only === true }] : [];
     const [host = '', target = '', mode = 'rw'] = v.split(':');
     return isAbsolute(host) ? [{ host, target, readOnly: mode.split(',').includes('ro') }] : [];
   });
