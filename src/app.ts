@@ -27,8 +27,8 @@ export class BridgeWithIdentities extends Bridge {
   constructor(
     options: BridgeOptions,
     private readonly identities: IdentitySetup,
-    /** Closed after the adapters stop (subscription store, delivery log). */
-    private readonly stores: ReadonlyArray<{ close(): Promise<void> }>,
+    private readonly subscriptions: SubscriptionStore,
+    private readonly deliveries: DeliveryLog | undefined,
     private readonly routes: boolean,
   ) {
     super(options);
@@ -46,8 +46,17 @@ export class BridgeWithIdentities extends Bridge {
 
   override async stop(): Promise<void> {
     await super.stop();
-    for (const store of this.stores) await store.close();
+    await this.subscriptions.close();
+    await this.deliveries?.close();
     if (this.routes) await this.identities.chain.stop();
+  }
+
+  /** The bridge's checks plus the subscription store answering (Redis reachable). */
+  override readinessChecks(): ReturnType<Bridge['readinessChecks']> {
+    return {
+      ...super.readinessChecks(),
+      state: async () => ({ ok: true, detail: `${await this.subscriptions.size()} subscriptions` }),
+    };
   }
 
   /** SIGHUP: re-reads static identity files; a bad file keeps the old table (logged). */
@@ -92,7 +101,8 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
             }),
     },
     identities,
-    [subscriptions, ...(deliveries === undefined ? [] : [deliveries])],
+    subscriptions,
+    deliveries,
     config.role === 'all' || config.role === 'router',
   );
 }

@@ -11,6 +11,7 @@ import { BridgeError } from './core/errors.js';
 import { BullMQQueue } from './core/queue/bullmq.js';
 import { INBOUND_QUEUE, QUEUE_FOR } from './core/router.js';
 import { lookupReport, runLookup } from './mapping/identity/lookup.js';
+import { HealthServer, readiness } from './telemetry/health.js';
 import { createLogger } from './telemetry/logger.js';
 
 const program = new Command()
@@ -38,11 +39,13 @@ program
     const config = await loadConfig(opts.config, opts.role === undefined ? {} : { role: opts.role });
     const logger = createLogger({ level: config.log.level });
     const bridge = createBridge(config, logger);
+    // Health first, so an orchestrator sees "alive, not ready" while the bridge connects.
+    const health = config.health === undefined ? undefined : new HealthServer(config.health.listen, () => readiness(bridge.readinessChecks()));
     let stopping: Promise<void> | undefined;
     const shutdown = (signal: string) => {
       if (stopping) return;
       logger.info({ signal }, 'shutting down');
-      stopping = bridge.stop().then(
+      stopping = bridge.stop().then(() => health?.stop()).then(
         () => process.exit(0),
         (err: unknown) => {
           logger.error({ err }, 'error while stopping');
@@ -58,9 +61,11 @@ program
       bridge.reloadIdentities().catch((err: unknown) => logger.error({ err }, 'identity reload failed'));
     });
     try {
+      if (health !== undefined) logger.info({ listening: await health.start() }, 'health endpoints listening (/healthz, /readyz)');
       await bridge.start();
     } catch (err) {
       logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+      await health?.stop();
       process.exitCode = 1;
     }
   });

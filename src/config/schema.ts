@@ -9,32 +9,82 @@ import { z } from 'zod';
 const host = z.string().min(1);
 const port = z.number().int().min(0).max(65535);
 
-export const sipListenSchema = z.strictObject({
-  transport: z.enum(['udp', 'tcp']),
-  host: host.default('127.0.0.1'),
-  port: port.default(5060),
-});
+export const sipListenSchema = z
+  .strictObject({
+    /** `tls` needs `sip.tls` (certificate and key). */
+    transport: z.enum(['udp', 'tcp', 'tls']),
+    host: host.default('127.0.0.1'),
+    /** RFC 3261 §19.1.2 defaults: 5060 for UDP and TCP, 5061 for TLS. */
+    port: port.optional(),
+  })
+  .transform((l) => ({ ...l, port: l.port ?? (l.transport === 'tls' ? 5061 : 5060) }));
 
-export const sipSchema = z.strictObject({
-  /** Sockets the SIP trunk side listens on (port 0 picks a free port, for tests). */
-  listen: z.array(sipListenSchema).min(1).default([{ transport: 'udp', host: '127.0.0.1', port: 5060 }]),
-  /**
-   * Host name or address the bridge puts in Via/Contact; defaults to the first listen host.
-   */
-  advertisedHost: host.optional(),
-  /** Where outbound requests go, e.g. `sip:127.0.0.1:5070;transport=tcp` (the trunk proxy). */
-  outboundProxy: z.string().regex(/^sips?:/, 'a sip: or sips: URI').optional(),
-  /** Largest SIP message accepted or sent, in bytes. */
-  maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(65_535),
-  /** RFC 3261 §17.1.2.2 timer values (T1, T2, T4), shortened only in tests. */
-  timers: z
-    .strictObject({
-      t1Ms: z.number().int().min(1).default(500),
-      t2Ms: z.number().int().min(1).default(4000),
-      t4Ms: z.number().int().min(1).default(5000),
-    })
-    .default({ t1Ms: 500, t2Ms: 4000, t4Ms: 5000 }),
-});
+/** SIP over TLS (RFC 3261 §26.2, RFC 5922 certificate names); see docs/decisions/0007-sip-tls.md. */
+export const sipTlsSchema = z
+  .strictObject({
+    /** PEM file of our certificate (chain), presented on TLS listeners and, as client, to partners. */
+    cert: z.string().min(1),
+    /** PEM file of its private key. */
+    key: z.string().min(1),
+    /** PEM file of the CA certificates partners' certificates must chain to. */
+    ca: z.string().min(1).optional(),
+    /** Also trust the system's public root CAs for servers we connect to (never for clients). */
+    systemCa: z.boolean().default(false),
+    /** Mutual TLS: a client without a certificate chaining to `ca` is refused at handshake. */
+    requireClientCert: z.boolean().default(false),
+    /** Check the server's certificate chain and its name (RFC 5922 §7.2) when we connect. */
+    verifyServer: z.boolean().default(true),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /**
+     * Offer and prefer NULL cipher suites (integrity and authentication, no encryption) so all
+     * traffic can be audited on the wire. TLS 1.2 only; logged as a warning at start.
+     */
+    allowNullCiphers: z.boolean().default(false),
+  })
+  .refine((t) => !t.requireClientCert || t.ca !== undefined, {
+    path: ['ca'],
+    message: 'missing (requireClientCert needs the CA that client certificates must chain to)',
+  })
+  .refine((t) => !t.verifyServer || t.ca !== undefined || t.systemCa, {
+    path: ['ca'],
+    message: 'missing (verifyServer needs a CA file or systemCa: true)',
+  })
+  .refine((t) => !t.allowNullCiphers || t.minVersion === 'TLSv1.2', {
+    path: ['allowNullCiphers'],
+    message: 'NULL cipher suites exist only up to TLS 1.2: minVersion must be TLSv1.2',
+  });
+
+export const sipSchema = z
+  .strictObject({
+    /** Sockets the SIP trunk side listens on (port 0 picks a free port, for tests). */
+    listen: z.array(sipListenSchema).min(1).default([{ transport: 'udp', host: '127.0.0.1', port: 5060 }]),
+    /**
+     * Host name or address the bridge puts in Via/Contact; defaults to the first listen host.
+     */
+    advertisedHost: host.optional(),
+    /** Where outbound requests go, e.g. `sip:127.0.0.1:5070;transport=tcp` (the trunk proxy); `sips:` or `;transport=tls` need `tls`. */
+    outboundProxy: z.string().regex(/^sips?:/, 'a sip: or sips: URI').optional(),
+    /** Largest SIP message accepted or sent, in bytes. */
+    maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(65_535),
+    /** RFC 3261 §17.1.2.2 timer values (T1, T2, T4), shortened only in tests. */
+    timers: z
+      .strictObject({
+        t1Ms: z.number().int().min(1).default(500),
+        t2Ms: z.number().int().min(1).default(4000),
+        t4Ms: z.number().int().min(1).default(5000),
+      })
+      .default({ t1Ms: 500, t2Ms: 4000, t4Ms: 5000 }),
+    /** Certificates for `tls` listeners and for `sips:` / `;transport=tls` next hops. */
+    tls: sipTlsSchema.optional(),
+  })
+  .refine((s) => s.tls !== undefined || !s.listen.some((l) => l.transport === 'tls'), {
+    path: ['tls'],
+    message: 'missing (a tls listen entry needs sip.tls with cert and key)',
+  })
+  .refine((s) => s.tls !== undefined || s.outboundProxy === undefined || !/^sips:|;transport=tls\b/i.test(s.outboundProxy), {
+    path: ['tls'],
+    message: 'missing (a sips: or ;transport=tls outboundProxy needs sip.tls with cert and key)',
+  });
 
 export const xmppSchema = z.strictObject({
   /** The component's JID domain, mounted on the XMPP server (XEP-0114), e.g. sip.example.com. */
@@ -226,6 +276,8 @@ export const configSchema = z
     presence: presenceSchema.default({ visible: [], defaultExpiresS: 3600, minExpiresS: 60, maxExpiresS: 86_400, maxSubscriptions: 100_000 }),
     queue: queueSchema.default({ backend: 'memory', maxAttempts: 5, backoffMs: 200, maxBackoffMs: 30_000, maxPending: 100_000 }),
     redis: redisSchema.default({ url: 'redis://127.0.0.1:6379', prefix: 'sxb' }),
+    /** HTTP /healthz and /readyz for orchestrators; off unless a listen address is given. */
+    health: z.strictObject({ listen: z.strictObject({ host: host.default('127.0.0.1'), port }) }).optional(),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   })
   .refine((c) => c.role === 'all' || c.queue.backend === 'redis', {

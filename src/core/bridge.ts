@@ -50,6 +50,8 @@ export interface BridgeOptions {
 export class Bridge {
   private readonly adapters = new Map<Side, Adapter>();
   private readonly consumers = new Map<Side, Consumer>();
+  /** Last availability each adapter reported (XMPP: component connected). */
+  private readonly available = new Map<Side, boolean>();
   private inboundConsumer: Consumer | undefined;
   private readonly now: () => number;
   private readonly role: BridgeRole;
@@ -84,6 +86,7 @@ export class Bridge {
       const adapter = this.options.createAdapter(side, {
         onEvent: (event) => this.inbound(event),
         onAvailability: (available) => {
+          this.available.set(side, available);
           if (this.stopping) return;
           const consumer = this.consumers.get(side);
           if (available) consumer?.resume();
@@ -109,6 +112,27 @@ export class Bridge {
       await this.stop();
       throw err;
     }
+  }
+
+  /**
+   * What /readyz asks (issue 7 item 3): each adapter of this role up (SIP listening, XMPP
+   * component connected) and the queue answering. Failing checks say why.
+   */
+  readinessChecks(): Record<string, () => Promise<{ ok: boolean; detail?: string }>> {
+    const checks: Record<string, () => Promise<{ ok: boolean; detail?: string }>> = {};
+    for (const side of this.sides) {
+      checks[side] = () => {
+        if (!this.running) return Promise.resolve({ ok: false, detail: this.stopping ? 'stopping' : 'not started' });
+        if (side === 'xmpp' && this.available.get('xmpp') !== true) return Promise.resolve({ ok: false, detail: 'component not connected' });
+        return Promise.resolve({ ok: true });
+      };
+    }
+    const queueName = this.role === 'router' ? INBOUND_QUEUE : QUEUE_FOR[this.sides[0] ?? 'sip'];
+    checks['queue'] = async () => {
+      const counts = await this.options.queue.counts(queueName);
+      return { ok: true, detail: `${counts.pending} pending in ${queueName}` };
+    };
+    return checks;
   }
 
   async stop(): Promise<void> {
