@@ -30,6 +30,7 @@ import { MAGIC_COOKIE, TransactionLayer } from './transaction/layer.js';
 import type { NonInviteServerTransaction } from './transaction/server.js';
 import { realScheduler, type Scheduler } from './transaction/timers.js';
 import {
+  DEFAULT_SIPS_PORT,
   SipTransport,
   type BoundPort,
   type Destination,
@@ -265,16 +266,18 @@ export class SipAdapter implements Adapter {
     } catch (err) {
       throw new BridgeError('SIP_BAD_TARGET', `cannot route to ${target}`, { condition: 'jid-malformed', cause: err });
     }
-    if (uri.scheme === 'sips') {
-      throw new BridgeError('SIP_NO_TLS', 'sips: targets need TLS, which this build does not offer', {
-        condition: 'remote-server-not-found',
-      });
+    // RFC 3261 §26.2.2 / RFC 5630 §3.1.3: sips: means TLS to the next hop; so does ;transport=tls.
+    const tls = uri.scheme === 'sips' || uri.params['transport']?.toLowerCase() === 'tls';
+    if (tls && !this.config.tls) {
+      throw new BridgeError('SIP_NO_TLS', `${target} needs TLS: configure sip.tls`, { condition: 'remote-server-not-found' });
     }
     const host = await this.resolve(stripBrackets(uri.host));
     const wanted = uri.params['transport']?.toLowerCase() === 'tcp' ? 'tcp' : 'udp';
     const listening = new Set(this.transport.boundPorts().map((b) => b.transport));
-    const transport = listening.has(wanted) ? wanted : 'tcp'; // TCP can go out without a listener
-    const to: Destination = { transport, host, port: uri.port ?? DEFAULT_SIP_PORT };
+    const transport = tls ? 'tls' : listening.has(wanted) ? wanted : 'tcp'; // TCP can go out without a listener
+    const to: Destination = tls
+      ? { transport, host, port: uri.port ?? DEFAULT_SIPS_PORT, serverName: stripBrackets(uri.host) }
+      : { transport, host, port: uri.port ?? DEFAULT_SIP_PORT };
     return proxy && 'lr' in uri.params ? { to, route: proxy } : { to };
   }
 

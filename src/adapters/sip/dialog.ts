@@ -185,7 +185,7 @@ export function outOfDialogRequest(
 
 /** Contact of a request we send: our address, with the user part the peer addressed. */
 export function contactFor(user: string | undefined, local: LocalSide): string {
-  const params: Record<string, string | null> = local.transport === 'tcp' ? { transport: 'tcp' } : {};
+  const params: Record<string, string | null> = local.transport === 'udp' ? {} : { transport: local.transport };
   const uri = formatUri({
     scheme: 'sip',
     ...(user ? { user } : {}),

@@ -69,7 +69,7 @@ export class TransactionLayer {
     if (this.clients.has(key)) throw new Error(`duplicate client transaction ${key}`);
     const tx = new NonInviteClientTransaction({
       request,
-      reliable: to.transport === 'tcp',
+      reliable: to.transport !== 'udp',
       timers: this.opts.timers,
       scheduler: this.opts.scheduler,
       send: (req) => this.opts.transport.sendRequest(req, to),
@@ -118,7 +118,7 @@ export class TransactionLayer {
       return;
     }
     const tx = new NonInviteServerTransaction({
-      reliable: from.transport === 'tcp',
+      reliable: from.transport !== 'udp',
       timers: this.opts.timers,
       scheduler: this.opts.scheduler,
       send: (res) => this.opts.transport.sendResponse(res, from),

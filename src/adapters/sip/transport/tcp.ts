@@ -1,7 +1,8 @@
 /**
- * SIP over TCP (RFC 3261 §18.3): Content-Length framing per connection, one connection per
+ * SIP over a stream (RFC 3261 §18.3): Content-Length framing per connection, one connection per
  * remote host:port reused for every request to it, idle connections closed, and a bound on how
- * many are open at once so a peer cannot exhaust file descriptors.
+ * many are open at once so a peer cannot exhaust file descriptors. The same class carries TLS
+ * (tls.ts): a StreamLayer says how sockets are made, everything after that is shared.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../../telemetry/logger.js';
@@ -22,6 +23,56 @@ export interface TcpConnectionInfo {
   readonly id: number;
   readonly remote: Endpoint;
   readonly local: Endpoint;
+  /** TLS: the peer certificate's verified identities (RFC 5922 §7.1); undefined when it showed none. */
+  readonly identities?: readonly string[];
+}
+
+/** Where an outbound connection goes; TLS also checks the server certificate names `serverName`. */
+export interface StreamTarget extends Endpoint {
+  readonly serverName?: string;
+}
+
+/** What differs between plain TCP and TLS: how listeners and outbound connections are made. */
+export interface StreamLayer {
+  /** `TCP` or `TLS`, for log lines and errors. */
+  readonly name: string;
+  /** Reads what the layer needs from disk; called once by start(). */
+  prepare(): Promise<void>;
+  /** A server handing each connection to `onSocket` once it may carry SIP (TLS: after the handshake). */
+  createServer(onSocket: (socket: Socket) => void): Server;
+  /** A connection to `to` that may carry SIP (TLS: handshake done, server verified), within `timeoutMs`. */
+  connect(to: StreamTarget, timeoutMs: number): Promise<Socket>;
+  /** The peer's verified identities, undefined when it did not authenticate. */
+  identities(socket: Socket): readonly string[] | undefined;
+}
+
+/** Plain TCP. */
+export const plainTcp: StreamLayer = {
+  name: 'TCP',
+  prepare: () => Promise.resolve(),
+  createServer: (onSocket) => createServer(onSocket),
+  connect: (to, timeoutMs) => whenReady(connect({ host: to.host, port: to.port }), 'connect', timeoutMs, keyOf(to)),
+  identities: () => undefined,
+};
+
+/**
+ * Resolves with `socket` once it emits `event`, rejects on an error first or when `timeoutMs`
+ * passes (the socket is destroyed then).
+ */
+export function whenReady(socket: Socket, event: 'connect' | 'secureConnect', timeoutMs: number, what: string): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const timer = setTimeout(() => socket.destroy(new Error(`connect to ${what} timed out`)), timeoutMs);
+    timer.unref();
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once(event, () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
 }
 
 interface Connection extends TcpConnectionInfo {
@@ -33,6 +84,10 @@ export class TcpTransport {
   private readonly servers: Server[] = [];
   private readonly connections = new Map<number, Connection>();
   private readonly byRemote = new Map<string, Connection>();
+  /** RFC 5923 §5: connections a TLS peer offered for requests towards it, by `name|port`. */
+  private readonly aliases = new Map<string, Connection>();
+  /** The one alias each connection holds at most (so a peer cannot grow the table). */
+  private readonly aliasOf = new Map<number, string>();
   private readonly connecting = new Map<string, Promise<Connection>>();
   private nextId = 1;
   private stopping = false;
@@ -42,6 +97,7 @@ export class TcpTransport {
     private readonly opts: TcpOptions,
     private readonly onFrame: (data: Buffer, conn: TcpConnectionInfo) => void,
     private readonly logger: Logger,
+    private readonly layer: StreamLayer = plainTcp,
   ) {}
 
   get openConnections(): number {
@@ -54,6 +110,7 @@ export class TcpTransport {
    * system picks one.
    */
   async start(preferredPort: (host: string) => number | undefined = () => undefined): Promise<Endpoint[]> {
+    await this.layer.prepare();
     const bound: Endpoint[] = [];
     for (const at of this.listen) {
       const preferred = at.port === 0 ? preferredPort(at.host) : undefined;
@@ -64,7 +121,7 @@ export class TcpTransport {
         if (preferred === undefined) throw err;
         server = await this.listenOn(at.host, 0);
       }
-      server.on('error', (err) => this.logger.error({ err }, 'SIP TCP listener error'));
+      server.on('error', (err) => this.logger.error({ err }, `SIP ${this.layer.name} listener error`));
       this.servers.push(server);
       const addr = server.address();
       bound.push({ host: at.host, port: typeof addr === 'object' && addr ? addr.port : at.port });
@@ -73,7 +130,7 @@ export class TcpTransport {
   }
 
   private async listenOn(host: string, port: number): Promise<Server> {
-    const server = createServer((socket) => this.accept(socket));
+    const server = this.layer.createServer((socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -84,10 +141,28 @@ export class TcpTransport {
     return server;
   }
 
-  /** Writes on an open connection to `to`, opening one when there is none (connection reuse). */
-  async sendTo(to: Endpoint, data: Buffer): Promise<void> {
-    const conn = this.byRemote.get(keyOf(to)) ?? (await this.open(to));
+  /**
+   * Writes on an open connection to `to`, opening one when there is none (connection reuse):
+   * one we opened to the same address for the same server name, or a TLS connection the peer
+   * offered under that name and port (RFC 5923 §5).
+   */
+  async sendTo(to: StreamTarget, data: Buffer): Promise<void> {
+    const alias = to.serverName === undefined ? undefined : this.aliases.get(aliasKey(to.serverName, to.port));
+    const conn = this.byRemote.get(keyOf(to)) ?? alias ?? (await this.open(to));
     await write(conn.socket, data);
+  }
+
+  /**
+   * RFC 5923 §5: the peer on connection `id` takes requests for `name`:`port` over it. The
+   * caller has checked that the connection's identities cover `name` (§9.2).
+   */
+  alias(id: number, name: string, port: number): void {
+    const conn = this.connections.get(id);
+    if (!conn || conn.socket.destroyed) return;
+    this.forgetAlias(conn);
+    const key = aliasKey(name, port);
+    this.aliases.set(key, conn);
+    this.aliasOf.set(conn.id, key);
   }
 
   /** Writes on connection `id` if it is still open; false when it is gone. */
@@ -116,47 +191,44 @@ export class TcpTransport {
 
   private accept(socket: Socket): void {
     if (this.stopping || this.connections.size >= this.opts.maxConnections) {
-      this.logger.warn({ remote: socket.remoteAddress, open: this.connections.size }, 'SIP TCP connection refused: limit reached');
+      this.logger.warn(
+        { remote: socket.remoteAddress, open: this.connections.size },
+        `SIP ${this.layer.name} connection refused: limit reached`,
+      );
       socket.destroy();
       return;
     }
     this.adopt(socket);
   }
 
-  private open(to: Endpoint): Promise<Connection> {
+  private open(to: StreamTarget): Promise<Connection> {
     const key = keyOf(to);
     const pending = this.connecting.get(key);
     if (pending) return pending;
-    if (this.stopping) return Promise.reject(new Error('SIP TCP transport is stopping'));
+    const name = this.layer.name;
+    if (this.stopping) return Promise.reject(new Error(`SIP ${name} transport is stopping`));
     if (this.connections.size >= this.opts.maxConnections) {
-      return Promise.reject(new Error(`SIP TCP connection limit (${this.opts.maxConnections}) reached`));
+      return Promise.reject(new Error(`SIP ${name} connection limit (${this.opts.maxConnections}) reached`));
     }
-    const attempt = new Promise<Connection>((resolve, reject) => {
-      const socket = connect({ host: to.host, port: to.port });
-      const timer = setTimeout(() => socket.destroy(new Error(`connect to ${key} timed out`)), this.opts.connectTimeoutMs);
-      timer.unref();
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        resolve(this.adopt(socket));
-      });
-    }).finally(() => this.connecting.delete(key));
+    const attempt = this.layer
+      .connect(to, this.opts.connectTimeoutMs)
+      .then((socket) => this.adopt(socket, key))
+      .finally(() => this.connecting.delete(key));
     this.connecting.set(key, attempt);
     return attempt;
   }
 
-  private adopt(socket: Socket): Connection {
+  /** `key`: what sendTo finds the connection by (an outbound one also by the server name it was verified for). */
+  private adopt(socket: Socket, key?: string): Connection {
     const remote = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    const identities = this.layer.identities(socket);
     const conn: Connection = {
       id: this.nextId++,
       socket,
       remote,
       local: { host: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-      key: keyOf(remote),
+      key: key ?? keyOf(remote),
+      ...(identities ? { identities } : {}),
     };
     this.connections.set(conn.id, conn);
     this.byRemote.set(conn.key, conn);
@@ -167,7 +239,7 @@ export class TcpTransport {
     });
     socket.setNoDelay(true);
     socket.setTimeout(this.opts.idleMs, () => {
-      this.logger.debug({ remote }, 'SIP TCP connection idle: closing');
+      this.logger.debug({ remote }, `SIP ${this.layer.name} connection idle: closing`);
       socket.end();
       setTimeout(() => socket.destroy(), 1000).unref();
     });
@@ -177,32 +249,46 @@ export class TcpTransport {
         frames = framer.push(chunk);
       } catch (err) {
         // RFC 3261 §18.3: without a usable Content-Length the stream cannot be resynchronised.
-        this.logger.warn({ err, remote }, 'SIP TCP framing error: closing connection');
+        this.logger.warn({ err, remote }, `SIP ${this.layer.name} framing error: closing connection`);
         socket.destroy();
         return;
       }
       for (const frame of frames) this.onFrame(frame, conn);
     });
-    socket.on('error', (err) => this.logger.debug({ err, remote }, 'SIP TCP connection error'));
+    socket.on('error', (err) => this.logger.debug({ err, remote }, `SIP ${this.layer.name} connection error`));
     // A peer that closed its side takes no more requests: stop reusing the connection at once.
-    socket.on('end', () => {
-      if (this.byRemote.get(conn.key) === conn) this.byRemote.delete(conn.key);
-    });
+    socket.on('end', () => this.forget(conn));
     socket.on('close', () => {
       this.connections.delete(conn.id);
-      if (this.byRemote.get(conn.key) === conn) this.byRemote.delete(conn.key);
+      this.forget(conn);
     });
     return conn;
+  }
+
+  private forget(conn: Connection): void {
+    if (this.byRemote.get(conn.key) === conn) this.byRemote.delete(conn.key);
+    this.forgetAlias(conn);
+  }
+
+  private forgetAlias(conn: Connection): void {
+    const key = this.aliasOf.get(conn.id);
+    if (key === undefined) return;
+    this.aliasOf.delete(conn.id);
+    if (this.aliases.get(key) === conn) this.aliases.delete(key);
   }
 }
 
 const PONG = Buffer.from('\r\n');
 
-function keyOf(e: Endpoint): string {
-  return `${e.host}|${e.port}`;
+function keyOf(e: StreamTarget): string {
+  return `${e.host}|${e.port}|${e.serverName?.toLowerCase() ?? ''}`;
+}
+
+function aliasKey(name: string, port: number): string {
+  return `${name.toLowerCase()}|${port}`;
 }
 
 function write(socket: Socket, data: Buffer): Promise<void> {
-  if (socket.destroyed || !socket.writable) return Promise.reject(new Error('SIP TCP connection is closed'));
+  if (socket.destroyed || !socket.writable) return Promise.reject(new Error('SIP connection is closed'));
   return new Promise((resolve, reject) => socket.write(data, (err) => (err ? reject(err) : resolve())));
 }

@@ -1,5 +1,5 @@
 /**
- * The SIP transport layer (RFC 3261 §18): the UDP and TCP sockets of the configured `listen`
+ * The SIP transport layer (RFC 3261 §18): the UDP, TCP and TLS sockets of the configured `listen`
  * entries, bytes ↔ SipMessage, Via stamping of received requests, response routing, and the
  * refusals that happen before any transaction exists (unparsable → drop, invalid → 400,
  * oversized → 513).
@@ -13,15 +13,22 @@ import { buildResponse } from '../codec/response.js';
 import { serializeMessage } from '../codec/serialize.js';
 import { BridgeError } from '../../../core/errors.js';
 import { randomToken } from '../../../core/ids.js';
+import { formatVia, parseVia } from '../codec/uri.js';
 import { TcpTransport, type TcpConnectionInfo } from './tcp.js';
+import { matchesDomain, TlsLayer } from './tls.js';
 import { UdpListener } from './udp.js';
 import { DEFAULT_SIP_PORT, responseDestination, stampReceived, stripBrackets, topVia, type Endpoint } from './via.js';
 
-export type TransportKind = 'udp' | 'tcp';
+export type TransportKind = 'udp' | 'tcp' | 'tls';
+
+/** RFC 3261 §19.1.2: the default port of sips: and of SIP over TLS. */
+export const DEFAULT_SIPS_PORT = 5061;
 
 /** Where a request goes: an IP literal, a port and a transport. */
 export interface Destination extends Endpoint {
   readonly transport: TransportKind;
+  /** TLS: the domain the server certificate must name (RFC 5922 §7.2), also sent as SNI. */
+  readonly serverName?: string;
 }
 
 /** How a message arrived, kept by the server transaction so its responses can be routed back. */
@@ -29,8 +36,13 @@ export interface ReceivedFrom {
   readonly transport: TransportKind;
   readonly remote: Endpoint;
   readonly local: Endpoint;
-  /** TCP: the connection it came on (responses go back on it while it is open). */
+  /** TCP and TLS: the connection it came on (responses go back on it while it is open). */
   readonly connectionId?: number;
+  /**
+   * TLS: the SIP domains the peer's certificate proved (RFC 5922 §7.1), after the chain was
+   * verified against `sip.tls.ca`; absent when the peer showed no verified certificate.
+   */
+  readonly identities?: readonly string[];
 }
 
 export interface BoundPort {
@@ -40,9 +52,9 @@ export interface BoundPort {
 }
 
 export interface TransportOptions {
-  /** TCP connections without traffic for this long are closed. Default 60 s. */
+  /** TCP and TLS connections without traffic for this long are closed. Default 60 s. */
   readonly idleConnectionMs?: number;
-  /** Open TCP connections at most. Default 1024. */
+  /** Open TCP connections at most, and as many TLS ones. Default 1024. */
   readonly maxConnections?: number;
 }
 
@@ -51,6 +63,8 @@ export type MessageHandler = (message: SipMessage, from: ReceivedFrom) => void;
 export class SipTransport {
   private readonly udp: UdpListener[];
   private readonly tcp: TcpTransport;
+  /** Present when `sip.tls` is configured (listeners, and `sips:` / `;transport=tls` next hops). */
+  private readonly tls: TcpTransport | undefined;
   private bound: BoundPort[] = [];
 
   constructor(
@@ -70,18 +84,24 @@ export class SipTransport {
             (err) => this.logger.error({ err }, 'SIP UDP socket error'),
           ),
       );
-    const tcpListen = config.listen.filter((l) => l.transport === 'tcp').map((l) => ({ host: l.host, port: l.port }));
-    this.tcp = new TcpTransport(
-      tcpListen,
-      {
-        maxMessageBytes: config.maxMessageBytes,
-        idleMs: options.idleConnectionMs ?? 60_000,
-        maxConnections: options.maxConnections ?? 1024,
-        connectTimeoutMs: 64 * config.timers.t1Ms,
-      },
-      (data, conn) => this.receive(data, tcpFrom(conn)),
-      logger,
-    );
+    const listenOn = (kind: TransportKind): Endpoint[] =>
+      config.listen.filter((l) => l.transport === kind).map((l) => ({ host: l.host, port: l.port }));
+    const streamOptions = {
+      maxMessageBytes: config.maxMessageBytes,
+      idleMs: options.idleConnectionMs ?? 60_000,
+      maxConnections: options.maxConnections ?? 1024,
+      connectTimeoutMs: 64 * config.timers.t1Ms,
+    };
+    this.tcp = new TcpTransport(listenOn('tcp'), streamOptions, (data, conn) => this.receive(data, streamFrom('tcp', conn)), logger);
+    this.tls =
+      config.tls &&
+      new TcpTransport(
+        listenOn('tls'),
+        streamOptions,
+        (data, conn) => this.receive(data, streamFrom('tls', conn)),
+        logger,
+        new TlsLayer(config.tls, streamOptions.connectTimeoutMs, logger),
+      );
   }
 
   async start(): Promise<void> {
@@ -96,11 +116,12 @@ export class SipTransport {
         ? bound.find((b) => b.transport === 'udp' && b.host === host)?.port
         : undefined;
     for (const e of await this.tcp.start(udpPortOn)) bound.push({ transport: 'tcp', ...e });
+    for (const e of (await this.tls?.start()) ?? []) bound.push({ transport: 'tls', ...e });
     this.bound = bound;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.udp.map((u) => u.stop()), this.tcp.stop()]);
+    await Promise.all([...this.udp.map((u) => u.stop()), this.tcp.stop(), this.tls?.stop()]);
   }
 
   /** The sockets actually bound (a configured port 0 shows the port the system chose). */
@@ -117,10 +138,11 @@ export class SipTransport {
   }
 
   get openConnections(): number {
-    return this.tcp.openConnections;
+    return this.tcp.openConnections + (this.tls?.openConnections ?? 0);
   }
 
   async sendRequest(request: SipRequest, to: Destination): Promise<void> {
+    if (to.transport === 'tls') return this.tlsTransport().sendTo(to, this.encode(withAlias(request)));
     const data = this.encode(request);
     if (to.transport === 'tcp') return this.tcp.sendTo(to, data);
     return this.udpFor(to.host).send(data, to);
@@ -130,11 +152,15 @@ export class SipTransport {
   async sendResponse(response: SipResponse, from: ReceivedFrom): Promise<void> {
     const data = this.encode(response);
     const via = topVia(response);
-    if (from.transport === 'tcp') {
-      if (from.connectionId !== undefined && (await this.tcp.sendOn(from.connectionId, data))) return;
-      // The connection is gone: open one to `received` (else sent-by host) at the sent-by port.
+    if (from.transport === 'tcp' || from.transport === 'tls') {
+      const stream = from.transport === 'tls' ? this.tlsTransport() : this.tcp;
+      if (from.connectionId !== undefined && (await stream.sendOn(from.connectionId, data))) return;
+      // The connection is gone: open one to `received` (else sent-by host) at the sent-by port;
+      // RFC 3261 §18.2.2 + §26.2.1: over TLS, checked against the sent-by host.
       const host = via?.params['received'] ?? (via ? stripBrackets(via.host) : from.remote.host);
-      return this.tcp.sendTo({ host, port: via?.port ?? DEFAULT_SIP_PORT }, data);
+      const port = via?.port ?? (from.transport === 'tls' ? DEFAULT_SIPS_PORT : DEFAULT_SIP_PORT);
+      const serverName = via ? stripBrackets(via.host) : host;
+      return stream.sendTo(from.transport === 'tls' ? { host, port, serverName } : { host, port }, data);
     }
     const to = via ? responseDestination(via) : from.remote;
     // RFC 3581 §4: sent from the socket the request arrived on.
@@ -153,6 +179,11 @@ export class SipTransport {
     return data;
   }
 
+  private tlsTransport(): TcpTransport {
+    if (!this.tls) throw new BridgeError('SIP_NO_TLS', 'SIP over TLS needs sip.tls (certificate and key)', { condition: 'remote-server-not-found' });
+    return this.tls;
+  }
+
   private udpFor(host: string): UdpListener {
     const family = host.includes(':') ? 6 : 4;
     const socket = this.udp.find((u) => u.family === family);
@@ -164,12 +195,16 @@ export class SipTransport {
     if (isKeepAlive(data)) return; // RFC 5626 §3.5.1 CRLF keep-alives carry no message
     let message: SipMessage;
     try {
-      message = parseMessage(data, { maxBytes: this.config.maxMessageBytes, transport: from.transport });
+      // TLS is a stream like TCP: Content-Length is mandatory (RFC 3261 §18.3).
+      message = parseMessage(data, { maxBytes: this.config.maxMessageBytes, transport: from.transport === 'udp' ? 'udp' : 'tcp' });
     } catch (err) {
       this.refuse(err, data.length, from);
       return;
     }
-    if (message.kind === 'request') message = stampReceived(message, from.remote);
+    if (message.kind === 'request') {
+      message = stampReceived(message, from.remote);
+      if (from.transport === 'tls') this.acceptAlias(message, from);
+    }
     try {
       this.onMessage(message, from);
     } catch (err) {
@@ -197,8 +232,48 @@ export class SipTransport {
       this.logger.warn({ err: sendErr, remote: from.remote }, 'could not send the response to an invalid request'),
     );
   }
+
+  /**
+   * RFC 5923 §8.2: a request over TLS whose top Via has `alias` offers its connection for our
+   * requests towards the Via sent-by; taken only when the peer's certificate names that host
+   * (§9.2), so a later request to that domain and port goes back over it.
+   */
+  private acceptAlias(request: SipRequest, from: ReceivedFrom): void {
+    const via = topVia(request);
+    if (!via || !('alias' in via.params) || from.connectionId === undefined || !from.identities) return;
+    const host = stripBrackets(via.host);
+    if (!matchesDomain(from.identities, host)) return;
+    this.tls?.alias(from.connectionId, host, via.port ?? DEFAULT_SIPS_PORT);
+  }
 }
 
-function tcpFrom(conn: TcpConnectionInfo): ReceivedFrom {
-  return { transport: 'tcp', remote: conn.remote, local: conn.local, connectionId: conn.id };
+function streamFrom(transport: 'tcp' | 'tls', conn: TcpConnectionInfo): ReceivedFrom {
+  return {
+    transport,
+    remote: conn.remote,
+    local: conn.local,
+    connectionId: conn.id,
+    ...(conn.identities ? { identities: conn.identities } : {}),
+  };
+}
+
+/**
+ * RFC 5923 §5: our requests over TLS carry `alias` in the top Via, so the peer may send its
+ * requests for us back over the connection we opened (and authenticated).
+ */
+function withAlias(request: SipRequest): SipRequest {
+  const index = request.headers.findIndex((h) => h.name.toLowerCase() === 'via');
+  const header = request.headers[index];
+  if (!header) return request;
+  let values;
+  try {
+    values = parseVia(header.value);
+  } catch {
+    return request;
+  }
+  const [top, ...rest] = values;
+  if (!top || 'alias' in top.params) return request;
+  const headers = request.headers.slice();
+  headers[index] = { name: header.name, value: [{ ...top, params: { ...top.params, alias: null } }, ...rest].map(formatVia).join(', ') };
+  return { ...request, headers };
 }
