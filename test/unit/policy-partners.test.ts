@@ -123,6 +123,7 @@ describe('PartnerRegistry.partnerForDomain', () => {
     ['acme.example', 'xmpp', undefined, 'a SIP partner on the XMPP side'],
     ['unknown.example', 'sip', undefined, 'unknown'],
     ['', 'sip', undefined, 'empty'],
+    ['*.acme.example', 'sip', undefined, 'a pattern is not a name'],
     ['.', 'sip', undefined, 'a dot'],
     [`${'a.'.repeat(200)}acme.example`, 'sip', undefined, 'longer than a domain can be'],
   ] as const)('%s on %s → %s (%s)', (domain, side, name, _why) => {
@@ -242,6 +243,7 @@ describe('partnerClaims', () => {
     ['hub', 'three.example', false],
     ['acme', 'x.acme.example', true],
     ['acme', 'one.example', false],
+    ['acme', '*.acme.example', false],
   ])('%s claims %s: %s', (name, domain, claims) => {
     const partner = registry().partners.find((p) => p.name === name)!;
     expect(partnerClaims(partner, domain)).toBe(claims);

@@ -205,7 +205,7 @@ export class PartnerRegistry {
    */
   partnerForDomain(domain: string, side: Side): Partner | undefined {
     const d = normalizeDomain(domain);
-    if (d.length === 0 || d.length > MAX_DOMAIN) return undefined;
+    if (!isDomainName(d)) return undefined;
     for (const model of ['direct', 'clearinghouse'] as const) {
       const table = this.routes.get(`${side} ${model}`);
       if (table === undefined) continue;
@@ -237,7 +237,7 @@ export class PartnerRegistry {
   authorize(request: AuthorizeRequest): PartnerDecision {
     const partner = this.partnerForDomain(request.domain, request.side);
     if (partner === undefined) {
-      if (this.mode === 'open' && DOMAIN.test(normalizeDomain(request.domain)) && !request.domain.includes('*')) {
+      if (this.mode === 'open' && isDomainName(normalizeDomain(request.domain))) {
         return { allowed: true, partner: this.openPartner(request), rule: 'federation.mode=open' };
       }
       return { allowed: false, reason: 'unknown-domain', rule: `federation.mode=${this.mode}` };
@@ -286,12 +286,18 @@ export class PartnerRegistry {
  */
 export function partnerClaims(partner: Partner, domain: string): boolean {
   const d = normalizeDomain(domain);
+  if (!isDomainName(d)) return false;
   return [...partner.domains, ...(partner.members ?? [])].some((pattern) => domainMatches(pattern, d));
 }
 
 export function normalizeDomain(domain: string): string {
   const d = domain.trim().toLowerCase();
   return d.endsWith('.') ? d.slice(0, -1) : d;
+}
+
+/** A name a party can have: a pattern's `*` is configuration, never an identity on the wire. */
+function isDomainName(d: string): boolean {
+  return d.length <= MAX_DOMAIN && !d.startsWith('*') && DOMAIN.test(d);
 }
 
 function domainMatches(pattern: string, domain: string): boolean {

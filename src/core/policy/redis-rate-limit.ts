@@ -67,8 +67,9 @@ export class RedisRateLimiter implements RateLimiter {
   constructor(private readonly options: RedisRateLimiterOptions) {
     checkBucketOptions(options);
     this.keyPrefix = `${options.prefix}:`;
-    // From empty to full, plus a second's slack for clock granularity.
-    this.ttlMs = String(Math.ceil((options.burst * 1000) / options.ratePerSecond) + 1000);
+    // From empty to full, and never under a minute, so a process paused mid-flood (or a test
+    // driving its own clock) does not find its drained bucket expired and full again.
+    this.ttlMs = String(Math.max(60_000, Math.ceil((options.burst * 1000) / options.ratePerSecond) + 1000));
     this.commandTimeoutMs = options.commandTimeoutMs ?? 1000;
     this.redis = openRedis(options.connection) as Redis & LimiterCommands;
     this.redis.defineCommand('rateTake', { numberOfKeys: 1, lua: TAKE });
