@@ -90,6 +90,8 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
         side === 'sip'
           ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }), {
               subscriptions,
+              // Subscriptions in memory die with the process: end them cleanly at stop.
+              releaseSubscriptionsOnStop: config.queue.backend === 'memory',
               presence: {
                 defaultExpires: config.presence.defaultExpiresS,
                 minExpires: config.presence.minExpiresS,

@@ -6,7 +6,6 @@
  *   server (sipp PUBLISHes it); approval and presence arrive in her client; her unsubscribe
  *   ends the SIP subscription.
  */
-import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import xml from '@xmpp/xml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +15,8 @@ import { createLogger, silentLogger } from '../../src/telemetry/logger.js';
 import { startKamailioPresence, type KamailioPresence } from '../support/kamailio-presence.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
-import { header, newBranch, RawUdpPeer } from '../support/raw-sip.js';
+import { header } from '../support/raw-sip.js';
+import { sipBody, SipWatcher, subscriptionState } from '../support/sip-watcher.js';
 import { startSipp } from '../support/sipp.js';
 import { connectUser, requestRoster, type TestUser } from '../support/xmpp-client.js';
 
@@ -58,114 +58,33 @@ afterAll(async () => {
   await prosody?.stop();
 });
 
-/** A SIP watcher: SUBSCRIBEs from a UDP socket and answers every NOTIFY with 200, keeping them. */
-class Watcher {
-  readonly notifies: string[] = [];
-  private readonly callId = `${randomBytes(8).toString('hex')}@127.0.0.1`;
-  private readonly tag = randomBytes(4).toString('hex');
-  private cseq = 0;
-  private toTag: string | undefined;
-  private readonly responses: string[] = [];
-
-  private constructor(
-    private readonly peer: RawUdpPeer,
-    private readonly user: string,
-    private readonly presentity: string,
-  ) {}
-
-  static async subscribe(user: string, presentity: string, expires = 600): Promise<Watcher> {
-    const w = new Watcher(await RawUdpPeer.open(), user, presentity);
-    void w.pump();
-    const ok = await w.request(expires);
-    w.toTag = /;tag=([^;>\s]+)/.exec(header(ok, 'To') ?? '')?.[1];
-    return w;
-  }
-
-  /** SUBSCRIBE (initial or in the dialog), resolving with its final response. */
-  async request(expires: number): Promise<string> {
-    const to = `<sip:${this.presentity}>${this.toTag === undefined ? '' : `;tag=${this.toTag}`}`;
-    const text = [
-      `SUBSCRIBE sip:${this.presentity} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${this.peer.port};branch=${newBranch()};rport`,
-      'Max-Forwards: 70',
-      `From: <sip:${this.user}>;tag=${this.tag}`,
-      `To: ${to}`,
-      `Call-ID: ${this.callId}`,
-      `CSeq: ${++this.cseq} SUBSCRIBE`,
-      `Contact: <sip:${this.user.split('@')[0]}@127.0.0.1:${this.peer.port}>`,
-      'Event: presence',
-      'Accept: application/pidf+xml',
-      `Expires: ${expires}`,
-      'Content-Length: 0',
-      '',
-      '',
-    ].join('\r\n');
-    await this.peer.send(text, bridgePort);
-    const cseq = this.cseq;
-    return waitFor(`final response to SUBSCRIBE ${cseq}`, () =>
-      this.responses.find((r) => /^SIP\/2\.0 [2-6]\d\d/.test(r) && header(r, 'CSeq') === `${cseq} SUBSCRIBE`),
-    );
-  }
-
-  /** The first NOTIFY received (in order) that `match` accepts. */
-  notify(what: string, match: (notify: string) => boolean, timeoutMs = 10_000): Promise<string> {
-    return waitFor(what, () => this.notifies.find(match), timeoutMs);
-  }
-
-  close(): Promise<void> {
-    return this.peer.close();
-  }
-
-  private async pump(): Promise<void> {
-    for (;;) {
-      let msg: string;
-      try {
-        msg = await this.peer.next(60_000);
-      } catch {
-        return;
-      }
-      if (msg.startsWith('SIP/2.0')) {
-        this.responses.push(msg);
-        continue;
-      }
-      if (!msg.startsWith('NOTIFY')) continue;
-      this.notifies.push(msg);
-      const copy = ['Via', 'From', 'To', 'Call-ID', 'CSeq'].map((h) => `${h}: ${header(msg, h) ?? ''}`);
-      await this.peer.send(['SIP/2.0 200 OK', ...copy, 'Content-Length: 0', '', ''].join('\r\n'), bridgePort).catch(() => undefined);
-    }
-  }
-}
-
-const state = (notify: string): string => header(notify, 'Subscription-State') ?? '';
-const body = (notify: string): string => notify.slice(notify.indexOf('\r\n\r\n') + 4);
-
 describe('a SIP watcher and an XMPP presentity', () => {
   it('given alice subscribes to juliet, when juliet approves, then her presence changes reach alice as PIDF NOTIFYs', async () => {
     const aliceJid = `alice\\40corp.example@${prosody.component}`;
-    const watcher = await Watcher.subscribe('alice@corp.example', `juliet@${prosody.domain}`);
+    const watcher = await SipWatcher.subscribe(bridgePort, 'alice@corp.example', `juliet@${prosody.domain}`);
     try {
       // RFC 6665 §4.2.1.2: a NOTIFY at once; pending while juliet has not answered.
-      await watcher.notify('NOTIFY pending', (n) => state(n).startsWith('pending'));
+      await watcher.notify('NOTIFY pending', (n) => subscriptionState(n).startsWith('pending'));
 
       const request = await juliet.next((el) => el.name === 'presence' && el.attrs['type'] === 'subscribe' && el.attrs['from'] === aliceJid);
       expect(request.attrs['to']).toBe(`juliet@${prosody.domain}`);
       await juliet.client.send(xml('presence', { to: aliceJid, type: 'subscribed' }));
 
-      await watcher.notify('NOTIFY active', (n) => state(n).startsWith('active'));
+      await watcher.notify('NOTIFY active', (n) => subscriptionState(n).startsWith('active'));
       await juliet.client.send(xml('presence', {}, xml('show', {}, 'dnd'), xml('status', {}, 'in a meeting')));
-      const dnd = await watcher.notify('NOTIFY with dnd', (n) => body(n).includes('in a meeting'));
+      const dnd = await watcher.notify('NOTIFY with dnd', (n) => sipBody(n).includes('in a meeting'));
       expect(header(dnd, 'Content-Type')).toBe('application/pidf+xml');
-      expect(body(dnd)).toContain('<basic>open</basic>');
-      expect(body(dnd)).toMatch(/busy|dnd/);
+      expect(sipBody(dnd)).toContain('<basic>open</basic>');
+      expect(sipBody(dnd)).toMatch(/busy|dnd/);
 
       await juliet.client.send(xml('presence', { type: 'unavailable' }));
-      const gone = await watcher.notify('NOTIFY closed', (n) => n !== dnd && watcher.notifies.indexOf(n) > watcher.notifies.indexOf(dnd) && body(n).includes('<basic>closed</basic>'));
-      expect(state(gone)).toMatch(/^active/);
+      const gone = await watcher.notify('NOTIFY closed', (n) => n !== dnd && watcher.notifies.indexOf(n) > watcher.notifies.indexOf(dnd) && sipBody(n).includes('<basic>closed</basic>'));
+      expect(subscriptionState(gone)).toMatch(/^active/);
 
       // Un-SUBSCRIBE ends it (RFC 6665 §4.2.1.4).
       const ended = await watcher.request(0);
       expect(ended.startsWith('SIP/2.0 200')).toBe(true);
-      await watcher.notify('NOTIFY terminated', (n) => state(n).startsWith('terminated'));
+      await watcher.notify('NOTIFY terminated', (n) => subscriptionState(n).startsWith('terminated'));
     } finally {
       await watcher.close();
       // Back online: a server delivers subscription requests to available resources only.
@@ -179,30 +98,30 @@ describe('a SIP watcher and an XMPP presentity', () => {
 
   it('given juliet refuses a SIP watcher in her client, then its subscription ends terminated;reason=rejected', async () => {
     const daveJid = `dave\\40corp.example@${prosody.component}`;
-    const watcher = await Watcher.subscribe('dave@corp.example', `juliet@${prosody.domain}`);
+    const watcher = await SipWatcher.subscribe(bridgePort, 'dave@corp.example', `juliet@${prosody.domain}`);
     try {
-      await watcher.notify('NOTIFY pending', (n) => state(n).startsWith('pending'));
+      await watcher.notify('NOTIFY pending', (n) => subscriptionState(n).startsWith('pending'));
       await juliet.next((el) => el.name === 'presence' && el.attrs['type'] === 'subscribe' && el.attrs['from'] === daveJid);
       await juliet.client.send(xml('presence', { to: daveJid, type: 'unsubscribed' }));
-      const ended = await watcher.notify('NOTIFY terminated', (n) => state(n).startsWith('terminated'));
-      expect(state(ended)).toBe('terminated;reason=rejected');
-      expect(watcher.notifies.some((n) => body(n).includes('<basic>open</basic>'))).toBe(false);
+      const ended = await watcher.notify('NOTIFY terminated', (n) => subscriptionState(n).startsWith('terminated'));
+      expect(subscriptionState(ended)).toBe('terminated;reason=rejected');
+      expect(watcher.notifies.some((n) => sipBody(n).includes('<basic>open</basic>'))).toBe(false);
     } finally {
       await watcher.close();
     }
   });
 
   it('keeps a watcher of a user the policy hides pending, and the hidden user never hears of it', async () => {
-    const hidden = await Watcher.subscribe('carol@corp.example', `romeo@${prosody.domain}`);
+    const hidden = await SipWatcher.subscribe(bridgePort, 'carol@corp.example', `romeo@${prosody.domain}`);
     try {
-      await hidden.notify('NOTIFY pending for romeo', (n) => state(n).startsWith('pending'));
+      await hidden.notify('NOTIFY pending for romeo', (n) => subscriptionState(n).startsWith('pending'));
       // A marker through the same router and component stream: carol's request to juliet
       // arrives, so a request to romeo, had it been passed on, would have arrived before it.
-      const marker = await Watcher.subscribe('carol@corp.example', `juliet@${prosody.domain}`);
+      const marker = await SipWatcher.subscribe(bridgePort, 'carol@corp.example', `juliet@${prosody.domain}`);
       await juliet.next((el) => el.attrs['type'] === 'subscribe' && el.attrs['from'] === `carol\\40corp.example@${prosody.component}`);
       await marker.close();
       expect(romeo.received.filter((el) => el.name === 'presence' && el.attrs['type'] === 'subscribe')).toEqual([]);
-      expect(hidden.notifies.every((n) => state(n).startsWith('pending'))).toBe(true);
+      expect(hidden.notifies.every((n) => subscriptionState(n).startsWith('pending'))).toBe(true);
     } finally {
       await hidden.close();
     }

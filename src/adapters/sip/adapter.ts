@@ -43,6 +43,9 @@ import { DEFAULT_SIP_PORT, stripBrackets, type Endpoint } from './transport/via.
 /** Methods this trunk peer answers; everything else gets 405 with this list (RFC 3261 §21.4.6). */
 export const ALLOWED_METHODS = 'MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY';
 
+/** Subscriptions ended at stop, at most per role (releaseSubscriptionsOnStop). */
+const MAX_RELEASED = 10_000;
+
 /** Subscriptions held by the default in-memory store, at most (a SUBSCRIBE past it gets 503). */
 export const DEFAULT_MAX_SUBSCRIPTIONS = 100_000;
 
@@ -59,6 +62,12 @@ export interface SipAdapterOptions {
   readonly subscriptions?: SubscriptionStore;
   /** Subscription durations in seconds (defaults: 3600, minimum 60, maximum 86 400). */
   readonly presence?: Partial<PresenceLimits>;
+  /**
+   * At stop, end every subscription (watchers told to come back in 30 s, our own SUBSCRIBEs
+   * withdrawn): right when the store dies with the process (memory), wrong when other SIP edges
+   * share it (Redis). Default false.
+   */
+  readonly releaseSubscriptionsOnStop?: boolean;
 }
 
 export class SipAdapter implements Adapter {
@@ -72,6 +81,7 @@ export class SipAdapter implements Adapter {
   private readonly notifier: PresenceNotifier;
   private readonly subscriber: PresenceSubscriber;
   private running = false;
+  private readonly releaseOnStop: boolean;
 
   /** No I/O here: sockets are opened by start(). */
   constructor(
@@ -91,6 +101,7 @@ export class SipAdapter implements Adapter {
       onOverload: (req, tx) => this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] }),
       ...(options.maxServerTransactions === undefined ? {} : { maxServerTransactions: options.maxServerTransactions }),
     });
+    this.releaseOnStop = options.releaseSubscriptionsOnStop === true;
     this.subscriptions = options.subscriptions ?? new MemorySubscriptionStore({ maxRecords: DEFAULT_MAX_SUBSCRIPTIONS });
     const presence: PresenceContext = {
       store: this.subscriptions,
@@ -129,6 +140,7 @@ export class SipAdapter implements Adapter {
     if (!this.running) return this.transport.stop();
     this.running = false;
     await this.expiry.stop();
+    if (this.releaseOnStop) await this.releaseSubscriptions();
     const drained = Promise.allSettled([...this.inflight, this.notifier.idle()]);
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => {
@@ -139,6 +151,16 @@ export class SipAdapter implements Adapter {
     this.layer.abortAll();
     await this.transport.stop();
     this.log.info('SIP adapter stopped');
+  }
+
+  /** Bounded in count and, by the callers' transactions, in time (Timer F each, in parallel). */
+  private async releaseSubscriptions(): Promise<void> {
+    try {
+      const [watchers, ours] = await Promise.all([this.notifier.releaseAll(MAX_RELEASED), this.subscriber.releaseAll(MAX_RELEASED)]);
+      if (watchers + ours > 0) this.log.info({ watchers, ours }, 'presence subscriptions released at stop');
+    } catch (err) {
+      this.log.warn({ err }, 'could not release presence subscriptions at stop');
+    }
   }
 
   /** Sockets actually bound, e.g. `[{ transport: 'udp', host: '127.0.0.1', port: 40123 }]` (port 0 resolved). */

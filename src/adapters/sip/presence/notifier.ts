@@ -116,6 +116,24 @@ export class PresenceNotifier {
     }
   }
 
+  /**
+   * The bridge stops and its subscriptions die with it (a memory store): every watcher is told
+   * `terminated;reason=probation;retry-after=30` (RFC 6665 §4.1.3), so it subscribes again once
+   * the bridge is back instead of showing the last state until its next refresh.
+   */
+  async releaseAll(limit: number): Promise<number> {
+    const records = await this.ctx.store.list<NotifierData>('notifier', limit);
+    await Promise.all(
+      records.map((record) =>
+        this.locked(record.id, async (sends) => {
+          await this.remove(record.id);
+          await this.notify(sends, record, { state: 'terminated', reason: 'probation', retryAfter: 30 });
+        }),
+      ),
+    );
+    return records.length;
+  }
+
   /** The expiry scheduler took this record out: its time is up (RFC 6665 §4.2.1.4). */
   async onExpired(record: NotifierRecord): Promise<void> {
     await this.locked(record.id, async (sends) => {

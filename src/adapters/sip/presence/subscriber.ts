@@ -121,10 +121,26 @@ export class PresenceSubscriber {
     });
   }
 
-  /** An XMPP presence probe (RFC 8048 §7.1), answered from the last NOTIFY of an active subscription. */
+  /**
+   * An XMPP presence probe (RFC 8048 §7.1), answered from the last NOTIFY of an active
+   * subscription. An XMPP server probes only contacts its user is subscribed to (RFC 6121
+   * §4.3.1), so a probe for a pair without any SIP subscription (the bridge restarted with a
+   * memory store) starts one again: presence comes back without the user subscribing anew.
+   */
   async onProbe(event: ProbeEvent): Promise<void> {
     const watcher = bare(event.from);
-    const active = (await this.pairRecords(watcher, bare(event.to))).find((r) => r.state === 'active' && r.data.last);
+    const presentity = bare(event.to);
+    const records = await this.pairRecords(watcher, presentity);
+    if (records.length === 0) {
+      // A probe has no answer to fail: a refusal is logged, not turned into an error stanza.
+      await this.serial
+        .run(pairKey(watcher, presentity), async () => {
+          if ((await this.pairRecords(watcher, presentity)).length === 0) await this.start(watcher, presentity, { attempts: 0, approved: false });
+        })
+        .catch((err: unknown) => this.ctx.log.info({ err, watcher: addressKey(watcher), presentity: addressKey(presentity) }, 'SIP subscription for a probe not started'));
+      return;
+    }
+    const active = records.find((r) => r.state === 'active' && r.data.last);
     if (!active?.data.last) return;
     await this.emit(
       presenceEvent({ ...this.base(active, `sip-probe:${event.id}`), to: event.from, ...presenceFields(active.data.last) }),
@@ -332,6 +348,13 @@ export class PresenceSubscriber {
 
   private async scheduleRetry(record: SubscriberRecord, delayMs: number): Promise<void> {
     await this.put({ ...record, state: 'pending', expiresAt: this.ctx.now() + delayMs, data: { ...record.data, phase: 'retry' } });
+  }
+
+  /** The bridge stops with a memory store: each SIP subscription is ended (Expires: 0) so presence servers stop notifying. */
+  async releaseAll(limit: number): Promise<number> {
+    const records = await this.ctx.store.list<SubscriberData>('subscriber', limit);
+    await Promise.all(records.map((r) => this.end(r.id)));
+    return records.length;
   }
 
   /** Ends one subscription from our side; the record stays as `terminated` for the final NOTIFY. */
