@@ -127,7 +127,9 @@ export class TlsLayer implements StreamLayer {
   private common(m: Material): { cert: Buffer; key: Buffer; minVersion: SecureVersion; maxVersion?: SecureVersion; ciphers?: string } {
     if (!this.config.allowNullCiphers) return { cert: m.cert, key: m.key, minVersion: this.config.minVersion };
     // TLS 1.3 would win the negotiation and it has no NULL suite in OpenSSL 3.0.
-    return { cert: m.cert, key: m.key, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: `${NULL_CIPHERS}:${DEFAULT_CIPHERS}:@SECLEVEL=0` };
+    // `!eNULL` in the defaults would delete the NULL suites for good, wherever they are listed.
+    const defaults = DEFAULT_CIPHERS.split(':').filter((c) => c !== '!eNULL');
+    return { cert: m.cert, key: m.key, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: [NULL_CIPHERS, ...defaults, '@SECLEVEL=0'].join(':') };
   }
 
   private loaded(): Material {
