@@ -45,7 +45,12 @@ export class TlsLayer implements StreamLayer {
 
   constructor(
     private readonly config: SipTlsConfig,
-    private readonly handshakeTimeoutMs: number,
+    private readonly limits: {
+      /** A client that has not finished its handshake by then is dropped. */
+      readonly handshakeTimeoutMs: number;
+      /** Sockets a listener holds at most, handshakes in progress included. */
+      readonly maxConnections: number;
+    },
     private readonly logger: Logger,
   ) {}
 
@@ -76,10 +81,12 @@ export class TlsLayer implements StreamLayer {
         rejectUnauthorized: this.config.requireClientCert,
         ...(m.clientCa ? { ca: m.clientCa } : {}),
         honorCipherOrder: true,
-        handshakeTimeout: this.handshakeTimeoutMs,
+        handshakeTimeout: this.limits.handshakeTimeoutMs,
       },
       onSocket,
     );
+    // TcpTransport counts connections once they are usable; this also bounds pending handshakes.
+    server.maxConnections = this.limits.maxConnections;
     // Audit trail of refusals at handshake (no certificate, another CA, no shared cipher).
     server.on('tlsClientError', (err, socket) =>
       this.logger.warn({ err, remote: socket.remoteAddress }, 'SIP TLS handshake refused'),

@@ -100,7 +100,7 @@ export class SipTransport {
         streamOptions,
         (data, conn) => this.receive(data, streamFrom('tls', conn)),
         logger,
-        new TlsLayer(config.tls, streamOptions.connectTimeoutMs, logger),
+        new TlsLayer(config.tls, { handshakeTimeoutMs: streamOptions.connectTimeoutMs, maxConnections: streamOptions.maxConnections }, logger),
       );
   }
 
