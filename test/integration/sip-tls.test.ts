@@ -4,6 +4,7 @@
  * identities on ReceivedFrom, RFC 5922 name checks on outbound connections, RFC 5923
  * connection reuse, and the NULL-cipher opt-in.
  */
+import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { connect, createServer, type ConnectionOptions, type Server, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import { messageEvent, type CanonicalEvent, type MessageEvent } from '../../src/
 import { createLogger, silentLogger, type Logger } from '../../src/telemetry/logger.js';
 import { newBranch, rawRequest, statusOf } from '../support/raw-sip.js';
 import { freePort, waitFor } from '../support/ports.js';
+import { stopProcess } from '../support/process.js';
 import { createTestCa, type IssuedCert, type TestCa } from '../support/test-ca.js';
 
 let ca: TestCa;
@@ -191,6 +193,25 @@ describe('the SIP adapter over TLS', () => {
       peer.close();
     }
     await waitFor('the raw connection to close at B', () => b.openConnections === 0);
+  });
+
+  it('given the openssl CLI as the partner client (another TLS stack driver), then its MESSAGE over mutual TLS is answered 202', async () => {
+    const client = spawn(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${portB}`, '-servername', 'localhost', '-verify_return_error', '-CAfile', ca.caFile, '-cert', partner.certFile, '-key', partner.keyFile, '-quiet'],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    client.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    try {
+      client.stdin.write(tlsRequest('from openssl s_client'));
+      await waitFor('the answer to openssl s_client', () => /^SIP\/2\.0 \d{3}/m.test(out));
+      expect(statusOf(out)).toBe(202);
+      expect(atB.some((e) => e.kind === 'message' && e.body === 'from openssl s_client')).toBe(true);
+    } finally {
+      await stopProcess(client);
+    }
+    await waitFor('the openssl connection to close at B', () => b.openConnections === 0);
   });
 
   it('given sips: proxies both ways, then MESSAGEs go over TLS and one connection carries requests and responses in both directions (RFC 5923)', async () => {
