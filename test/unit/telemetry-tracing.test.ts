@@ -1,0 +1,117 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { createTracing, type BridgeTracing } from '../../src/telemetry/tracing.js';
+
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;
+
+let tracings: BridgeTracing[] = [];
+afterEach(async () => {
+  await Promise.all(tracings.map((t) => t.shutdown()));
+  tracings = [];
+});
+
+function recording(serviceName = 'bridge'): { tracing: BridgeTracing; exporter: InMemorySpanExporter } {
+  const exporter = new InMemorySpanExporter();
+  const tracing = createTracing({ enabled: true, serviceName, exporter });
+  tracings.push(tracing);
+  return { tracing, exporter };
+}
+
+describe('tracing: context across the queue', () => {
+  it('continues the trace through a carrier that went through JSON, as through Redis', () => {
+    const { tracing, exporter } = recording();
+    const receive = tracing.startSpan('sip.receive MESSAGE', { 'sip.call_id': 'abc@host', partner: 'a.example' }, undefined, 'server');
+    const carrier = receive.carrier();
+    receive.end();
+    const stored = JSON.parse(JSON.stringify({ trace: carrier })) as { trace: Record<string, string> };
+    const send = tracing.startSpan('xmpp.send message', { 'xmpp.stanza_id': 'm1' }, stored.trace, 'consumer');
+    send.end();
+
+    const [parent, child] = exporter.getFinishedSpans();
+    expect(carrier?.['traceparent']).toMatch(TRACEPARENT);
+    expect(child?.spanContext().traceId).toBe(parent?.spanContext().traceId);
+    expect(child?.parentSpanContext?.spanId).toBe(parent?.spanContext().spanId);
+    expect(parent?.parentSpanContext).toBeUndefined();
+    expect(parent?.kind).toBe(SpanKind.SERVER);
+    expect(child?.kind).toBe(SpanKind.CONSUMER);
+    expect(parent?.attributes).toEqual({ 'sip.call_id': 'abc@host', partner: 'a.example' });
+  });
+
+  it('joins two processes into one trace: each has its own provider, only the carrier crosses', () => {
+    const a = recording('bridge-a');
+    const b = recording('bridge-b');
+    const received = a.tracing.startSpan('xmpp.receive message');
+    const wire = JSON.stringify(received.carrier());
+    received.end();
+    b.tracing.startSpan('sip.send MESSAGE', {}, JSON.parse(wire) as Record<string, string>).end();
+
+    const [first] = a.exporter.getFinishedSpans();
+    const [second] = b.exporter.getFinishedSpans();
+    expect(second?.spanContext().traceId).toBe(first?.spanContext().traceId);
+    expect(second?.parentSpanContext?.spanId).toBe(first?.spanContext().spanId);
+    expect(second?.resource.attributes['service.name']).toBe('bridge-b');
+  });
+
+  it.each([
+    ['an empty carrier', {}],
+    ['a malformed traceparent', { traceparent: 'not-a-trace' }],
+    ['an all-zero trace id', { traceparent: '00-00000000000000000000000000000000-0000000000000001-01' }],
+    ['a non-string traceparent', { traceparent: ['x'] as unknown as string }],
+  ])('starts a new root trace from %s, without throwing', (_name, carrier) => {
+    const { tracing, exporter } = recording();
+    tracing.startSpan('router.route', {}, carrier).end();
+    const [span] = exporter.getFinishedSpans();
+    expect(span?.parentSpanContext).toBeUndefined();
+    expect(span?.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe('tracing: spans', () => {
+  it('leaves out attributes whose value is undefined', () => {
+    const { tracing, exporter } = recording();
+    tracing.startSpan('router.route', { partner: undefined, 'policy.decision': 'allow', attempt: 1 }).end();
+    expect(exporter.getFinishedSpans()[0]?.attributes).toEqual({ 'policy.decision': 'allow', attempt: 1 });
+  });
+
+  it('marks a span ended with an error as failed and records the exception', () => {
+    const { tracing, exporter } = recording();
+    tracing.startSpan('sip.send MESSAGE').end(new Error('408 Request Timeout'));
+    const [span] = exporter.getFinishedSpans();
+    expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: '408 Request Timeout' });
+    expect(span?.events.map((e) => e.name)).toEqual(['exception']);
+  });
+
+  it('ends a span once however often end is called', () => {
+    const { tracing, exporter } = recording();
+    const handle = tracing.startSpan('xmpp.send presence');
+    handle.end();
+    handle.end(new Error('late'));
+    expect(exporter.getFinishedSpans()).toHaveLength(1);
+    expect(exporter.getFinishedSpans()[0]?.status.code).toBe(SpanStatusCode.UNSET);
+  });
+
+  it('keeps attributes set later through the span', () => {
+    const { tracing, exporter } = recording();
+    const handle = tracing.startSpan('router.route');
+    handle.span.setAttribute('policy.rule', 'UNKNOWN_DOMAIN');
+    handle.end();
+    expect(exporter.getFinishedSpans()[0]?.attributes).toEqual({ 'policy.rule': 'UNKNOWN_DOMAIN' });
+  });
+});
+
+describe('tracing: disabled', () => {
+  it('hands out one shared no-op handle: no carrier, nothing recorded, nothing thrown', async () => {
+    const tracing = createTracing({ enabled: false, otlpUrl: 'http://127.0.0.1:9/v1/traces' });
+    const a = tracing.startSpan('sip.receive MESSAGE', { partner: 'a.example' });
+    const b = tracing.startSpan('router.route', {}, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    expect(tracing.enabled).toBe(false);
+    expect(a).toBe(b);
+    expect(a.carrier()).toBeUndefined();
+    a.span.setAttribute('x', 1);
+    expect(a.span.isRecording()).toBe(false);
+    a.end(new Error('ignored'));
+    await tracing.shutdown();
+    expect(createTracing({ enabled: false })).toBe(tracing);
+  });
+});
