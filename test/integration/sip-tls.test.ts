@@ -353,3 +353,26 @@ describe('NULL cipher suites (sip.tls.allowNullCiphers)', () => {
     }
   });
 });
+
+describe('TLS connection limits', () => {
+  it('given the cap of one connection, then a second client is refused, and an idle connection is closed', async () => {
+    const transport = new SipTransport(sipConfig(), silentLogger(), () => undefined, { maxConnections: 1, idleConnectionMs: 300 });
+    await transport.start();
+    const port = tlsPort(transport);
+    const creds = (): ConnectionOptions => ({ cert: partner.cert, key: partner.key });
+    try {
+      const first = await RawTlsPeer.open(port, creds());
+      expect(first.error).toBeUndefined();
+      await waitFor('the first connection to count', () => transport.openConnections === 1);
+      const second = await RawTlsPeer.open(port, creds());
+      await waitFor('the second connection to be refused', () => second.closed);
+      expect(second.socket.getCipher()).toBeFalsy(); // never got past the handshake
+      expect(first.closed).toBe(false);
+      // No traffic on the first: the idle timer ends it.
+      await waitFor('the idle connection to close', () => first.closed);
+      await waitFor('the server to forget it', () => transport.openConnections === 0);
+    } finally {
+      await transport.stop();
+    }
+  });
+});
