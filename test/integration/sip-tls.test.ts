@@ -5,6 +5,7 @@
  * connection reuse, and the NULL-cipher opt-in.
  */
 import { spawn } from 'node:child_process';
+import { createServer as createTcpServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { connect, createServer, type ConnectionOptions, type Server, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -317,6 +318,26 @@ describe('outbound TLS server verification (RFC 5922 §7.2)', () => {
       expect(handshakes).toBe(before); // we broke off before the handshake completed
     } finally {
       await adapter.stop();
+    }
+  });
+});
+
+describe('outbound TLS: a connection dropped before the handshake ends', () => {
+  it('given a server that closes every connection at once, then send() fails as a retryable transport error (nothing was sent)', async () => {
+    const dropper = createTcpServer((s) => s.destroy());
+    await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', resolve));
+    const port = (dropper.address() as { port: number }).port;
+    const adapter = new SipAdapter(sipConfig({ outboundProxy: `sips:localhost:${port};lr` }), { onEvent: () => Promise.resolve() }, silentLogger());
+    await adapter.start();
+    try {
+      const err = await adapter.send(message('dropped')).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ code: 'SIP_TRANSPORT', retryable: true });
+    } finally {
+      await adapter.stop();
+      await new Promise<void>((resolve) => dropper.close(() => resolve()));
     }
   });
 });

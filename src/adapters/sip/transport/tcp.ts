@@ -61,7 +61,7 @@ export const plainTcp: StreamLayer = {
  */
 export function whenReady(socket: Socket, event: 'connect' | 'secureConnect', timeoutMs: number, what: string): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
-    const timer = setTimeout(() => socket.destroy(new Error(`connect to ${what} timed out`)), timeoutMs);
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect to ${what} timed out`), { code: 'ETIMEDOUT' })), timeoutMs);
     timer.unref();
     socket.once('error', (err) => {
       clearTimeout(timer);

@@ -114,8 +114,11 @@ export class TlsLayer implements StreamLayer {
     try {
       return await whenReady(socket, 'secureConnect', timeoutMs, `${name} at ${to.host}:${to.port}`);
     } catch (err) {
-      if (!connected) throw err; // no TCP connection: the caller's usual transport error
-      // The server answered but could not be authenticated (or refused us): trying again will
+      // No TCP connection, or it broke or stalled (errno codes such as ECONNRESET, ETIMEDOUT):
+      // the caller's usual, possibly retryable, transport error.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (!connected || code === undefined || /^E[A-Z]+$/.test(code)) throw err;
+      // The server could not be authenticated, or refused us at handshake: trying again will
       // not change its certificate, and the name it proves is not the domain we want.
       throw new BridgeError('SIP_TLS_FAILED', `TLS to ${name} (${to.host}:${to.port}) failed: ${(err as Error).message}`, {
         condition: 'remote-server-not-found',
@@ -181,7 +184,9 @@ function verifyServerName(name: string, cert: PeerCertificate): Error | undefine
   if (isIP(name)) return checkServerIdentity(name, cert);
   const identities = certificateIdentities(cert);
   if (matchesDomain(identities, name)) return undefined;
-  return new Error(`certificate names ${identities.join(', ') || 'no SIP domain'}, not ${name} (RFC 5922 §7.2)`);
+  return Object.assign(new Error(`certificate names ${identities.join(', ') || 'no SIP domain'}, not ${name} (RFC 5922 §7.2)`), {
+    code: 'ERR_SIP_TLS_NAME',
+  });
 }
 
 /** §7.1: only the `sip` scheme, and only without a user part ("no '@'"): its host part. */
