@@ -397,3 +397,11 @@ describe('TLS connection limits', () => {
     }
   });
 });
+
+describe('TLS start', () => {
+  it('given a key that does not belong to the certificate, then start() fails naming the problem', async () => {
+    const transport = new SipTransport(sipConfig({}, { key: partner.keyFile }), silentLogger(), () => undefined);
+    await expect(transport.start()).rejects.toThrow(/key values mismatch/);
+    await transport.stop();
+  });
+});

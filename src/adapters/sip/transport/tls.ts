@@ -10,6 +10,7 @@ import { isIP, type Server, type Socket } from 'node:net';
 import {
   checkServerIdentity,
   connect,
+  createSecureContext,
   createServer,
   DEFAULT_CIPHERS,
   rootCertificates,
@@ -62,6 +63,9 @@ export class TlsLayer implements StreamLayer {
     ]);
     const serverCa = [...(ca ? [ca] : []), ...(this.config.systemCa ? rootCertificates : [])];
     this.material = { cert, key, ...(ca ? { clientCa: ca } : {}), ...(serverCa.length > 0 ? { serverCa } : {}) };
+    // A key that does not fit the certificate, or an unreadable PEM, stops the start here rather
+    // than at the first outbound connection.
+    createSecureContext({ ...this.common(this.material), ...(ca ? { ca } : {}) });
     if (this.config.allowNullCiphers) {
       this.logger.warn(
         { ciphers: NULL_CIPHERS, maxVersion: 'TLSv1.2' },
