@@ -28,6 +28,15 @@ import { connectUser, type TestUser } from '../support/xmpp-client.js';
 /** Messages each way, at most (the load stops earlier once the script is through). */
 const MAX_MESSAGES = 1500;
 const SEND_INTERVAL_MS = 50;
+/**
+ * Conversations each way (message n belongs to n % CONVERSATIONS). Each is one lane of the queue
+ * (docs/decisions/0004-bullmq-ordering.md), so a lane stalled by a disruption holds up only its
+ * own conversation while the others show the bridge still flowing.
+ */
+const CONVERSATIONS = 4;
+/** SIP user k ↔ number +1555123450k; juliet writes to the numbers, the SIP users write to her. */
+const sipUser = (k: number): string => `alice${k}`;
+const number = (k: number): string => `+1555123450${k}`;
 const QUEUES = ['inbound', 'to-sip', 'to-xmpp'];
 
 let redis: RedisServer;
@@ -81,7 +90,10 @@ beforeAll(async () => {
       secret: prosody.secret,
       reconnect: { initialMs: 100, maxMs: 1000 },
     },
-    mapping: { xmppDomains: [prosody.domain], identities: [{ e164: '+15551234567', sip: 'sip:alice@corp.example' }] },
+    mapping: {
+      xmppDomains: [prosody.domain],
+      identities: Array.from({ length: CONVERSATIONS }, (_, k) => ({ e164: number(k), sip: `sip:${sipUser(k)}@corp.example` })),
+    },
     queue: { backend: 'redis', maxAttempts: 20, backoffMs: 200, maxBackoffMs: 2000 },
     redis: { url: redis.url, prefix: redisPrefix },
     log: { level: process.env['CHAOS_LOG_LEVEL'] ?? 'info' },
@@ -149,13 +161,14 @@ class SipLoad {
   async send(n: number, port: number): Promise<void> {
     const id = `chaos-s2x-${n}`;
     const callId = `${randomBytes(8).toString('hex')}@chaos`;
-    const body = `message ${id} from alice`;
+    const from = sipUser(n % CONVERSATIONS);
+    const body = `message ${id} from ${from}`;
     const myPort = this.socket.address().port;
     const request = [
       `MESSAGE sip:juliet@${prosody.domain} SIP/2.0`,
       `Via: SIP/2.0/UDP 127.0.0.1:${myPort};branch=z9hG4bK${randomBytes(10).toString('hex')};rport`,
       'Max-Forwards: 70',
-      `From: <sip:alice@corp.example>;tag=${randomBytes(4).toString('hex')}`,
+      `From: <sip:${from}@corp.example>;tag=${randomBytes(4).toString('hex')}`,
       `To: <sip:juliet@${prosody.domain}>`,
       `Call-ID: ${callId}`,
       'CSeq: 1 MESSAGE',
@@ -218,7 +231,7 @@ class JulietSeen {
 }
 const julietSeen = new JulietSeen();
 
-/** XMPP → SIP: juliet writes to a number mapped to sip:alice@corp.example. */
+/** XMPP → SIP: juliet writes to numbers mapped to SIP users. */
 class XmppLoad {
   /** Ids Prosody took (send resolved); acknowledged once confirmed by a later ping and not refused. */
   readonly taken: string[] = [];
@@ -232,7 +245,7 @@ class XmppLoad {
     sentAt.set(id, Date.now());
     try {
       await juliet.client.send(
-        xml('message', { to: `+15551234567@${prosody.component}`, type: 'chat', id }, xml('body', {}, `message ${id} from juliet`)),
+        xml('message', { to: `${number(n % CONVERSATIONS)}@${prosody.component}`, type: 'chat', id }, xml('body', {}, `message ${id} from juliet`)),
       );
       this.taken.push(id);
     } catch {
@@ -307,16 +320,15 @@ describe('chaos: bridge processes on Redis under load', () => {
     const sipLoad = steadyLoad((n) => sip.send(n, sipPorts[n % 2]!));
     const xmppLoad = steadyLoad((n) => x.send(n));
     /**
-     * Waits for 20 more messages acknowledged by the SIP edges, and 20 more arrived each way.
-     * XMPP → SIP is one conversation, one lane: after a SIGKILL or a Redis restart its job may be
-     * held by a lock nobody renews (BullMQ's 30 s lock plus its 30 s stalled-job check), so that
-     * direction is only required to flow where `both` is set; the final wait covers the rest.
+     * Waits for 20 more messages acknowledged by the SIP edges and 20 more arrived each way. A
+     * lane whose job was held by a killed worker, or whose lock went with Redis, waits for
+     * BullMQ's 30 s lock and its 30 s stalled-job check: the other conversations go on meanwhile.
      */
-    const flowing = async (what: string, both: boolean): Promise<void> => {
+    const flowing = async (what: string): Promise<void> => {
       const [s, j, u] = [sip.acked.size, julietSeen.arrivals.size, (await uasArrivals()).size];
       await waitFor(
         `traffic ${what}`,
-        async () => sip.acked.size >= s + 20 && julietSeen.arrivals.size >= j + 20 && (!both || (await uasArrivals()).size >= u + 20),
+        async () => sip.acked.size >= s + 20 && julietSeen.arrivals.size >= j + 20 && (await uasArrivals()).size >= u + 20,
         30_000,
         50,
       ).catch(async (err: unknown) => {
@@ -326,7 +338,7 @@ describe('chaos: bridge processes on Redis under load', () => {
       });
     };
 
-    await flowing('both ways at the start', true);
+    await flowing('both ways at the start');
 
     // 1. SIGKILL a SIP edge under load; restart it once the load has hit the dead port.
     disruptions.push({ what: 'SIGKILL sip-edge-1', at: Date.now() });
@@ -334,7 +346,7 @@ describe('chaos: bridge processes on Redis under load', () => {
     const unansweredBefore = sip.unanswered;
     await waitFor('a MESSAGE to the killed edge to go unanswered', () => sip.unanswered > unansweredBefore, 10_000, 20);
     await sipEdges[0]!.restart();
-    await flowing('after the SIP edge restart', false);
+    await flowing('both ways after the SIP edge restart');
 
     // 2. Redis killed (append-only file fsynced on every write) and restarted: intake refused meanwhile.
     disruptions.push({ what: 'SIGKILL redis', at: Date.now() });
@@ -342,7 +354,7 @@ describe('chaos: bridge processes on Redis under load', () => {
     const refusedBefore = sip.refused;
     await waitFor('a SIP edge to refuse a MESSAGE while Redis is down', () => sip.refused > refusedBefore, 10_000, 20);
     await redis.restart();
-    await flowing('after the Redis restart', false);
+    await flowing('both ways after the Redis restart');
 
     // 3. Prosody restarted: juliet stops writing first and Prosody confirms what it took (what a
     // client without XEP-0198 hands a server that then stops is the server's to lose, not ours).
@@ -358,7 +370,7 @@ describe('chaos: bridge processes on Redis under load', () => {
     await before.stop();
     julietSeen.watch(juliet);
     xmppLoad.resume();
-    await flowing('after the Prosody restart', false);
+    await flowing('both ways after the Prosody restart');
 
     await Promise.all([sipLoad.stop(), xmppLoad.stop()]);
     await x.confirm();
