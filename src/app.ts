@@ -6,6 +6,9 @@ import { SipAdapter } from './adapters/sip/adapter.js';
 import { XmppAdapter, type WatchedPair } from './adapters/xmpp/adapter.js';
 import type { BridgeConfig } from './config/schema.js';
 import { Bridge, type BridgeOptions } from './core/bridge.js';
+import { FederationPolicy } from './core/policy/federation.js';
+import { NumberRanges } from './core/policy/number-ranges.js';
+import { PartnerRegistry } from './core/policy/partners.js';
 import { PresenceVisibility } from './core/policy/presence-visibility.js';
 import { BullMQQueue } from './core/queue/bullmq.js';
 import { MemoryQueue } from './core/queue/memory.js';
@@ -76,6 +79,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     queue,
     logger: logger.child({ component: 'router' }),
     visibility: new PresenceVisibility(config.presence.visible),
+    ...federationOf(config, logger),
   });
   return new BridgeWithIdentities(
     {
@@ -107,6 +111,25 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     deliveries,
     config.role === 'all' || config.role === 'router',
   );
+}
+
+/** The federation policy and the operator's number ranges, when configured. */
+function federationOf(config: Readonly<BridgeConfig>, logger: Logger): { federation?: FederationPolicy; ownNumbers?: NumberRanges } {
+  const routes = config.role === 'all' || config.role === 'router';
+  if (routes && config.federation === undefined) {
+    logger.warn('no federation section: every domain may send and be reached (configure federation.partners to restrict)');
+  }
+  const federation =
+    config.federation === undefined
+      ? undefined
+      : new FederationPolicy({
+          registry: new PartnerRegistry(config.federation, { logger: logger.child({ component: 'federation' }) }),
+          local: { sip: config.mapping.sipDomains, xmpp: config.mapping.xmppDomains },
+        });
+  return {
+    ...(federation === undefined ? {} : { federation }),
+    ...(config.mapping.ownNumbers === undefined ? {} : { ownNumbers: new NumberRanges(config.mapping.ownNumbers) }),
+  };
 }
 
 /**

@@ -5,6 +5,8 @@
  */
 import { isSupportedCountry } from 'libphonenumber-js';
 import { z } from 'zod';
+import { numberRangesSchema } from '../core/policy/number-ranges.js';
+import { partnersSchema } from '../core/policy/partners.js';
 
 const host = z.string().min(1);
 const port = z.number().int().min(0).max(65535);
@@ -196,6 +198,14 @@ export const identitySourceSchema = z.discriminatedUnion('type', [staticSourceSc
 export const mappingSchema = z.strictObject({
   /** Domains of the XMPP server's users that SIP users may write to (sip:bob@<domain>). */
   xmppDomains: z.array(host).min(1),
+  /** SIP domains of the operator's own users: they need no federation partner entry. */
+  sipDomains: z.array(host).default([]),
+  /**
+   * The E.164 prefixes (`+1555123`) and ranges (`+15551230000-+15551239999`) the operator owns;
+   * numbers outside them never resolve (toll-fraud guard). Unset: every number the identity
+   * sources know resolves.
+   */
+  ownNumbers: numberRangesSchema.optional(),
   /** Static identity table: E.164 number ↔ SIP address. */
   identities: z.array(identitySchema).default([]),
   /**
@@ -275,6 +285,11 @@ export const configSchema = z
     mapping: mappingSchema,
     presence: presenceSchema.default({ visible: [], defaultExpiresS: 3600, minExpiresS: 60, maxExpiresS: 86_400, maxSubscriptions: 100_000 }),
     queue: queueSchema.default({ backend: 'memory', maxAttempts: 5, backoffMs: 200, maxBackoffMs: 30_000, maxPending: 100_000 }),
+    /**
+     * Federation partners (issue 6): who may send from and to which domains, with what limits.
+     * Unset: every domain is admitted, with a warning at start.
+     */
+    federation: partnersSchema.optional(),
     redis: redisSchema.default({ url: 'redis://127.0.0.1:6379', prefix: 'sxb' }),
     /** HTTP /healthz and /readyz for orchestrators; off unless a listen address is given. */
     health: z.strictObject({ listen: z.strictObject({ host: host.default('127.0.0.1'), port }) }).optional(),

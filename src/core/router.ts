@@ -10,6 +10,8 @@ import type { Logger } from '../telemetry/logger.js';
 import { DedupeWindow } from './dedupe.js';
 import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
+import type { FederationPolicy } from './policy/federation.js';
+import type { NumberRanges } from './policy/number-ranges.js';
 import { presentityOf, type PresenceVisibility } from './policy/presence-visibility.js';
 import type { Queue } from './queue/queue.js';
 
@@ -38,6 +40,10 @@ export interface RouterOptions {
   logger: Logger;
   /** Whose presence crosses (config `presence.visible`); without it no presence crosses. */
   visibility?: PresenceVisibility;
+  /** Partners, directions, features and rate limits (config `federation`); without it every domain is admitted. */
+  federation?: FederationPolicy;
+  /** The operator's own numbers (config `mapping.ownNumbers`); numbers outside never resolve. */
+  ownNumbers?: NumberRanges;
   now?: () => number;
   /** How long a dedupe key is remembered; SIP's longest transaction (64·T1) is well inside it. */
   dedupeTtlMs?: number;
@@ -79,6 +85,7 @@ export class Router {
     let routed: CanonicalEvent;
     try {
       routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to } };
+      await this.options.federation?.check(event, routed);
       if (!this.visible(event, routed)) return;
       await this.enqueue(routed);
     } catch (err) {
@@ -131,6 +138,7 @@ export class Router {
   /** The SIP address of the person a number belongs to, by the identity chain. */
   private async resolveNumber(number: string, identities: IdentitySource): Promise<Address> {
     const { e164 } = this.numbers.normalize(number);
+    this.ownNumber(e164);
     const identity = await identities.byNumber(e164);
     if (identity?.sip === undefined) {
       throw new BridgeError('ADDRESS_UNMAPPED', `no SIP address is known for ${e164}`, { condition: 'item-not-found' });
@@ -141,6 +149,13 @@ export class Router {
       throw new BridgeError('ADDRESS_UNMAPPED', `the SIP address known for ${e164} is not usable`, { condition: 'item-not-found' });
     }
     return address;
+  }
+
+  /** Toll-fraud guard (issue 6 item 6): a number outside the operator's ranges is nobody here. */
+  private ownNumber(e164: string): void {
+    if (this.options.ownNumbers === undefined || this.options.ownNumbers.owns(e164)) return;
+    this.options.logger.warn({ e164 }, 'number outside the operator\'s ranges refused (toll-fraud guard)');
+    throw new BridgeError('NUMBER_NOT_OURS', `${e164} is not a number of this organisation`, { condition: 'item-not-found', sipStatus: 404 });
   }
 
   /**
@@ -172,6 +187,7 @@ export class Router {
         sipStatus: 484,
       });
     }
+    this.ownNumber(e164);
     const identity = await this.options.identities.byNumber(e164);
     const jid = identity?.xmpp === undefined ? undefined : this.options.translator.servedXmppUser(identity.xmpp);
     if (jid === undefined) {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SipAdapter } from '../../src/adapters/sip/adapter.js';
 import { sipSchema } from '../../src/config/schema.js';
 import { BridgeError } from '../../src/core/errors.js';
+import { rateLimitedError } from '../../src/core/policy/rate-limit.js';
 import type { CanonicalEvent, MessageEvent } from '../../src/core/events.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { LossyUdpRelay } from '../support/lossy-udp.js';
@@ -270,6 +271,14 @@ describe('what the core answers', () => {
     const reply = await peer.next();
     expect(statusOf(reply)).toBe(503);
     expect(header(reply, 'Retry-After')).toBe('5');
+  });
+
+  it('given a partner over its rate, then 503 with the Retry-After its bucket names', async () => {
+    core = () => Promise.reject(rateLimitedError(2500, 'messages from partner globex'));
+    await peer.send(rawRequest({ body: 'flood' }), udpPort);
+    const reply = await peer.next();
+    expect(statusOf(reply)).toBe(503);
+    expect(header(reply, 'Retry-After')).toBe('3');
   });
 
   it('given the core takes its time, then a retransmission meanwhile is absorbed and one 202 follows', async () => {

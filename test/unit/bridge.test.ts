@@ -17,6 +17,9 @@ import {
   type Side,
   type SubscriptionAction,
 } from '../../src/core/events.js';
+import { FederationPolicy } from '../../src/core/policy/federation.js';
+import { NumberRanges } from '../../src/core/policy/number-ranges.js';
+import { PartnerRegistry, partnersSchema } from '../../src/core/policy/partners.js';
 import { PresenceVisibility } from '../../src/core/policy/presence-visibility.js';
 import { MemoryQueue } from '../../src/core/queue/memory.js';
 import type { Consumer, ConsumerOptions, JobHandler } from '../../src/core/queue/queue.js';
@@ -56,7 +59,9 @@ function aliceOnly(): IdentitySource {
   return chainOf(new StaticSource({ name: 'static', rows: [{ e164: '+15551234567', sip: 'sip:alice@corp.example' }], logger: silentLogger() }));
 }
 
-function build(routing: { identities?: IdentitySource; defaultRegion?: string; visibility?: PresenceVisibility } = {}) {
+function build(
+  routing: { identities?: IdentitySource; defaultRegion?: string; visibility?: PresenceVisibility; federation?: FederationPolicy; ownNumbers?: NumberRanges } = {},
+) {
   const logger = silentLogger();
   const queue = new MemoryQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
   const translator = new AddressTranslator({ componentDomain: COMPONENT, xmppDomains: ['xmpp.test'] });
@@ -572,5 +577,93 @@ describe('bridge: delivered once when the queue hands an event out again', () =>
 
   it('sends it once with a delivery log', async () => {
     expect(await run(new MemoryDeliveryLog())).toHaveLength(1);
+  });
+});
+
+describe('bridge: federation policy and the toll-fraud guard', () => {
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await stop?.();
+    stop = undefined;
+  });
+
+  /** Our users: corp.example (SIP) and xmpp.test; one SIP partner, globex, for IM only, 1 message/s with a burst of 2. */
+  async function started(ownNumbers?: string[]) {
+    const registry = new PartnerRegistry(
+      partnersSchema.parse({
+        partners: [{ name: 'globex', side: 'sip', domains: ['globex.example'], features: ['im'], limits: { messagesPerSecond: 1, burst: 2 } }],
+      }),
+    );
+    const federation = new FederationPolicy({ registry, local: { sip: ['corp.example'], xmpp: ['xmpp.test'] } });
+    const built = build({ federation, ...(ownNumbers === undefined ? {} : { ownNumbers: new NumberRanges(ownNumbers) }) });
+    await built.bridge.start();
+    stop = () => built.bridge.stop();
+    return built;
+  }
+
+  const fromSip = (user: string, domain: string, n: number) =>
+    messageEvent({
+      origin: 'sip',
+      from: { side: 'sip', user, domain },
+      to: { side: 'sip', user: 'romeo', domain: 'xmpp.test' },
+      body: `m${n}`,
+      dedupeKey: `sip:fed-${user}-${n}`,
+      createdAt: 0,
+    });
+
+  it('admits our own SIP users and a partner, refuses an unknown domain with 403 / forbidden', async () => {
+    const { adapters } = await started();
+    await adapters.sip.hooks.onEvent(fromSip('alice', 'corp.example', 1));
+    await adapters.sip.hooks.onEvent(fromSip('bob', 'Globex.Example', 2));
+    await expect(adapters.sip.hooks.onEvent(fromSip('eve', 'unknown.example', 3))).rejects.toMatchObject({
+      code: 'FEDERATION_DENIED',
+      condition: 'forbidden',
+      sipStatus: 403,
+    });
+    await waitFor('two deliveries', () => adapters.xmpp.sent.length === 2 || undefined);
+  });
+
+  it('refuses a partner past its burst with 503 and a Retry-After, while our own users go on', async () => {
+    const { adapters } = await started();
+    await adapters.sip.hooks.onEvent(fromSip('bob', 'globex.example', 1));
+    await adapters.sip.hooks.onEvent(fromSip('bob', 'globex.example', 2));
+    await expect(adapters.sip.hooks.onEvent(fromSip('bob', 'globex.example', 3))).rejects.toMatchObject({
+      code: 'RATE_LIMITED',
+      condition: 'resource-constraint',
+      sipStatus: 503,
+      retryAfterS: 1,
+    });
+    await expect(adapters.sip.hooks.onEvent(fromSip('alice', 'corp.example', 4))).resolves.toBeUndefined();
+  });
+
+  it('refuses presence from a partner allowed IM only', async () => {
+    const { adapters } = await started();
+    const subscribe = subscriptionEvent({
+      origin: 'sip',
+      from: { side: 'sip', user: 'bob', domain: 'globex.example' },
+      to: { side: 'sip', user: 'romeo', domain: 'xmpp.test' },
+      action: 'subscribe',
+      dedupeKey: 'fed-sub',
+      createdAt: 0,
+    });
+    await expect(adapters.sip.hooks.onEvent(subscribe)).rejects.toMatchObject({ code: 'FEDERATION_DENIED', condition: 'forbidden' });
+  });
+
+  it('does not route to a SIP domain that is neither ours nor a partner', async () => {
+    const { adapters } = await started();
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('dave\\40elsewhere.example'))).rejects.toMatchObject({
+      code: 'FEDERATION_UNKNOWN_TARGET',
+      condition: 'remote-server-not-found',
+    });
+  });
+
+  it('resolves only numbers inside the operator\'s ranges (toll-fraud guard)', async () => {
+    const { adapters } = await started(['+1555123']);
+    await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15559876543', 'to the PSTN?', 'pstn'))).rejects.toMatchObject({
+      code: 'NUMBER_NOT_OURS',
+      condition: 'item-not-found',
+    });
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'ours', 'own'));
+    await waitFor('delivery to alice', () => adapters.sip.sent.length === 1 || undefined);
   });
 });

@@ -67,6 +67,15 @@ describe('config', () => {
     expect(parseConfig(router)).toMatchObject({ role: 'router', sip: { listen: [{ transport: 'udp', port: 5060 }] } });
   });
 
+  it('takes a federation section, our SIP domains and our number ranges', () => {
+    const doc = withPatch((d) => {
+      d['federation'] = { partners: [{ name: 'globex', side: 'sip', domains: ['globex.example'] }] };
+      d['mapping']['sipDomains'] = ['corp.example'];
+      d['mapping']['ownNumbers'] = ['+1555123', '+442079460000-+442079469999'];
+    });
+    expect(parseConfig(doc)).toMatchObject({ federation: { mode: 'closed', partners: [{ name: 'globex', directions: ['inbound', 'outbound'] }] } });
+  });
+
   const cases: Array<[string, unknown, RegExp]> = [
     ['an unknown top-level key', withPatch((d) => (d['sipp'] = {})), /sipp: unknown key/],
     ['an unknown nested key', withPatch((d) => (d['xmpp']['secrett'] = 'x')), /xmpp\.secrett: unknown key/],
@@ -76,6 +85,8 @@ describe('config', () => {
     ['a role other than all on the memory queue', withPatch((d) => (d['role'] = 'sip-edge')), /role: .*set queue\.backend: redis/],
     ['an unknown role', withPatch((d) => (d['role'] = 'edge')), /role: /],
     ['an XMPP edge without the secret', withPatch((d) => ((d['role'] = 'xmpp-edge'), (d['queue'] = { backend: 'redis' }), delete d['xmpp']['secret'])), /xmpp\.secret: missing/],
+    ['overlapping number ranges', withPatch((d) => (d['mapping']['ownNumbers'] = ['+1555', '+15551'])), /mapping\.ownNumbers: .*overlap/],
+    ['a partner without domains', withPatch((d) => (d['federation'] = { partners: [{ name: 'x', side: 'sip', domains: [] }] })), /federation\.partners\.0\.domains/],
     ['a Redis URL of another scheme', withPatch((d) => (d['redis'] = { url: 'http://127.0.0.1:6379' })), /redis\.url: a redis:\/\//],
     ['a missing section', withPatch((d) => delete d['mapping']), /mapping: missing \(expected object\)/],
     ['a number not in E.164', withPatch((d) => (d['mapping']['identities'] = [{ e164: '5551234567', sip: 'sip:a@b' }])), /mapping\.identities\.0\.e164: an E\.164 number/],

@@ -380,7 +380,7 @@ export class SipAdapter implements Adapter {
     } catch (err) {
       const status = statusFor(err);
       this.log.info({ err, id: event.id, status }, 'MESSAGE not accepted');
-      this.respond(tx, req, status, { headers: refusalHeaders(status) });
+      this.respond(tx, req, status, { headers: refusalHeaders(status, err) });
     }
   }
 
@@ -456,8 +456,12 @@ function rejected(res: SipResponse): BridgeError {
  * (the queue's Redis away, the bridge stopping) says when to come back (§21.5.4), so the
  * sender retries rather than gives up.
  */
-function refusalHeaders(status: number): SipHeader[] {
+function refusalHeaders(status: number, err: unknown): SipHeader[] {
   if (status === 405) return [{ name: 'Allow', value: ALLOWED_METHODS }];
-  if (status === 503) return [{ name: 'Retry-After', value: '5' }];
+  if (status === 503) {
+    // A rate limit knows when its bucket has a token again (RateLimitedError.retryAfterS).
+    const after = (err as { retryAfterS?: unknown } | undefined)?.retryAfterS;
+    return [{ name: 'Retry-After', value: String(typeof after === 'number' && after > 0 ? Math.ceil(after) : 5) }];
+  }
   return [];
 }

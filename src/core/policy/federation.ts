@@ -1,0 +1,120 @@
+/**
+ * Federation policy in the router (issue 6 items 1, 5, 6): who may send through the bridge and
+ * to whom, by partner registry, per-partner rate limits, and the operator's own number ranges.
+ *
+ * - A sender or target in one of our own domains (`mapping.xmppDomains`, `mapping.sipDomains`)
+ *   needs no partner. Any other domain must be a partner on that side that allows the direction
+ *   (inbound for senders, outbound for targets) and the feature (IM for messages, presence for
+ *   subscriptions, presence and probes); in `open` mode an unknown domain counts as a partner of
+ *   its own, loudly (PartnerRegistry warns at start).
+ * - Each partner's inbound messages and subscription requests draw on its own token bucket, so a
+ *   flooding partner is refused (503 / resource-constraint, with Retry-After) without slowing the
+ *   others.
+ * - Withdrawals (unsubscribe, deny, cancel) and failures always pass: refusing them would only
+ *   keep presence flowing that someone wanted stopped.
+ *
+ * The certificate checks (mutual TLS, identity assertion against the authenticated partner) sit
+ * in the SIP transport and adapter, where the peer certificate is known.
+ */
+import { BridgeError } from '../errors.js';
+import type { Address, CanonicalEvent } from '../events.js';
+import { normalizeDomain, type Partner, type PartnerRegistry } from './partners.js';
+import { MemoryRateLimiter, rateLimitedError, type RateLimiter } from './rate-limit.js';
+
+export interface FederationPolicyOptions {
+  readonly registry: PartnerRegistry;
+  /** Domains of the operator's own users, per side. */
+  readonly local: { readonly sip: readonly string[]; readonly xmpp: readonly string[] };
+  /** Token buckets per partner and kind; default in memory (one process). */
+  readonly limiterFor?: (partner: Partner, kind: 'message' | 'subscription') => RateLimiter;
+}
+
+/** Partners made up for unknown domains in open mode share one bounded limiter per kind. */
+const MAX_OPEN_PARTNERS = 10_000;
+
+export class FederationPolicy {
+  private readonly local: { readonly sip: ReadonlySet<string>; readonly xmpp: ReadonlySet<string> };
+  private readonly limiters = new Map<string, RateLimiter>();
+
+  constructor(private readonly options: FederationPolicyOptions) {
+    this.local = { sip: new Set(options.local.sip.map(normalizeDomain)), xmpp: new Set(options.local.xmpp.map(normalizeDomain)) };
+  }
+
+  /**
+   * Checks an inbound event (`inbound`, as it arrived) and where it is going (`routed.to`).
+   * @throws BridgeError: `FEDERATION_DENIED` (forbidden / 403), `FEDERATION_UNKNOWN_TARGET`
+   *   (remote-server-not-found / 404), or a RateLimitedError (resource-constraint / 503).
+   */
+  async check(inbound: CanonicalEvent, routed: { readonly to: Address }): Promise<void> {
+    const feature = featureOf(inbound);
+    if (feature === undefined) return;
+    const sender = inbound.from;
+    if (!this.isLocal(sender)) {
+      const decision = this.options.registry.authorize({ side: sender.side, domain: sender.domain, direction: 'inbound', feature });
+      if (!decision.allowed) {
+        throw new BridgeError('FEDERATION_DENIED', `${sender.domain} may not send ${feature} here (${decision.reason}, rule ${decision.rule})`, {
+          condition: 'forbidden',
+          sipStatus: 403,
+          retryable: false,
+        });
+      }
+      await this.spend(decision.partner, inbound);
+    }
+    const target = routed.to;
+    if (!this.isLocal(target)) {
+      const decision = this.options.registry.authorize({ side: target.side, domain: target.domain, direction: 'outbound', feature });
+      if (!decision.allowed) {
+        const unknown = decision.reason === 'unknown-domain';
+        throw new BridgeError(
+          unknown ? 'FEDERATION_UNKNOWN_TARGET' : 'FEDERATION_DENIED',
+          `${target.domain} is ${unknown ? 'not a federation partner' : `not open to ${feature} (${decision.reason})`}`,
+          unknown ? { condition: 'remote-server-not-found', sipStatus: 404, retryable: false } : { condition: 'forbidden', sipStatus: 403, retryable: false },
+        );
+      }
+    }
+  }
+
+  private isLocal(a: Address): boolean {
+    return this.local[a.side].has(normalizeDomain(a.domain));
+  }
+
+  /** A message or a subscription request takes a token from its partner's bucket. */
+  private async spend(partner: Partner, event: CanonicalEvent): Promise<void> {
+    const kind = event.kind === 'message' ? 'message' : event.kind === 'subscription' && event.action === 'subscribe' ? 'subscription' : undefined;
+    if (kind === undefined) return;
+    const decision = await this.limiter(partner, kind).take(partner.name);
+    if (!decision.allowed) throw rateLimitedError(decision.retryAfterMs, `${kind}s from partner ${partner.name}`);
+  }
+
+  private limiter(partner: Partner, kind: 'message' | 'subscription'): RateLimiter {
+    const open = partner.name.startsWith('open:');
+    const key = `${kind} ${open ? 'open' : partner.name}`;
+    let limiter = this.limiters.get(key);
+    if (limiter === undefined) {
+      const { limits } = partner;
+      limiter =
+        this.options.limiterFor?.(partner, kind) ??
+        new MemoryRateLimiter({
+          ratePerSecond: kind === 'message' ? limits.messagesPerSecond : limits.subscriptionsPerSecond,
+          burst: kind === 'message' ? limits.burst : Math.max(1, Math.ceil(limits.subscriptionsPerSecond)),
+          maxKeys: open ? MAX_OPEN_PARTNERS : 1,
+        });
+      this.limiters.set(key, limiter);
+    }
+    return limiter;
+  }
+}
+
+function featureOf(event: CanonicalEvent): 'im' | 'presence' | undefined {
+  switch (event.kind) {
+    case 'message':
+      return 'im';
+    case 'presence':
+    case 'probe':
+      return 'presence';
+    case 'subscription':
+      return event.action === 'subscribe' || event.action === 'approve' ? 'presence' : undefined;
+    default:
+      return undefined;
+  }
+}
