@@ -5,11 +5,18 @@
  * exists. Names, labels and PromQL examples: docs/metrics.md.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Attributes, Gauge, Histogram, Meter, ObservableGauge, ObservableResult } from '@opentelemetry/api';
-import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import type { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { CanonicalEvent, Side } from '../core/events.js';
+
+/**
+ * The SDK is loaded only when metrics are on: loading it costs a disabled bridge about 200 ms of
+ * startup and 12 MB of RSS (docs/decisions/0008-telemetry.md). The packages are CommonJS, so a
+ * synchronous require keeps `createMetrics` synchronous.
+ */
+const load = createRequire(import.meta.url);
 
 export type Direction = 'sip-to-xmpp' | 'xmpp-to-sip';
 export type EventKind = CanonicalEvent['kind'];
@@ -106,21 +113,6 @@ const NOOP_METRICS: BridgeMetrics = Object.freeze({
   shutdown: () => Promise.resolve(),
 });
 
-/** A pull-only reader: collects when scraped, exports nowhere by itself. */
-class ScrapeReader extends MetricReader {
-  constructor() {
-    super({ cardinalitySelector: () => MAX_SERIES_PER_METRIC });
-  }
-
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 const OVERFLOW_KEY = '\u0000overflow';
 const OVERFLOW_ATTRIBUTES: Attributes = Object.freeze({ otel_metric_overflow: true });
 
@@ -162,9 +154,9 @@ class Tally {
 class OtelMetrics implements BridgeMetrics {
   readonly enabled = true;
   private readonly provider: MeterProvider;
-  private readonly reader = new ScrapeReader();
-  // No scope labels on every series: there is one meter. `target_info` keeps service.name.
-  private readonly serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
+  /** Used as a pull-only reader: it collects when scraped and starts no server of its own. */
+  private readonly reader: PrometheusExporter;
+  private readonly serializer: PrometheusSerializer;
   private readonly events: Tally;
   private readonly latencies: Histogram;
   private readonly denials: Tally;
@@ -176,9 +168,16 @@ class OtelMetrics implements BridgeMetrics {
   private subscriptions: Source<SubscriptionSample> | undefined;
 
   constructor(serviceName: string) {
-    this.provider = new MeterProvider({
-      resource: resourceFromAttributes({ 'service.name': serviceName }),
+    const sdk = load('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+    const prometheus = load('@opentelemetry/exporter-prometheus') as typeof import('@opentelemetry/exporter-prometheus');
+    const resources = load('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+    this.reader = new prometheus.PrometheusExporter({ preventServerStart: true });
+    // No scope labels on every series: there is one meter. `target_info` keeps service.name.
+    this.serializer = new prometheus.PrometheusSerializer(undefined, false, undefined, false, true);
+    this.provider = new sdk.MeterProvider({
+      resource: resources.resourceFromAttributes({ 'service.name': serviceName }),
       readers: [this.reader],
+      views: [{ instrumentName: '*', aggregationCardinalityLimit: MAX_SERIES_PER_METRIC }],
     });
     const meter = this.provider.getMeter('sip-xmpp-bridge');
     this.events = new Tally(meter, 'sxb_events_total', 'Canonical events by direction, kind, stage outcome and partner');

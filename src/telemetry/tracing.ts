@@ -5,11 +5,16 @@
  * `event.trace`: a span started from that carrier is a child of the span that wrote it.
  * When disabled no SDK object exists and every call returns one shared no-op handle.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, defaultTextMapGetter, defaultTextMapSetter, INVALID_SPAN_CONTEXT, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { createRequire } from 'node:module';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, defaultTextMapGetter, defaultTextMapSetter, INVALID_SPAN_CONTEXT, type Attributes, type Span, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import type { BasicTracerProvider, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+
+/**
+ * Only the API (a few no-op classes) is loaded up front; the SDK and the OTLP exporter are
+ * required when tracing is on, so a disabled bridge pays neither their startup time nor their
+ * memory (docs/decisions/0008-telemetry.md). They are CommonJS: `createTracing` stays synchronous.
+ */
+const load = createRequire(import.meta.url);
 
 /** W3C trace context as plain strings (`traceparent`, maybe `tracestate`): survives JSON. */
 export type TraceCarrier = Readonly<Record<string, string>>;
@@ -77,14 +82,21 @@ class OtelTracing implements BridgeTracing {
   readonly enabled = true;
   private readonly provider: BasicTracerProvider;
   private readonly tracer: Tracer;
-  private readonly propagator = new W3CTraceContextPropagator();
+  private readonly propagator: TextMapPropagator;
 
   constructor(options: TracingOptions) {
+    const sdk = load('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+    const core = load('@opentelemetry/core') as typeof import('@opentelemetry/core');
+    const resources = load('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
     const processors: SpanProcessor[] = [];
-    if (options.exporter !== undefined) processors.push(new SimpleSpanProcessor(options.exporter));
-    else if (options.otlpUrl !== undefined) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: options.otlpUrl })));
-    this.provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({ 'service.name': options.serviceName ?? 'sip-xmpp-bridge' }),
+    if (options.exporter !== undefined) processors.push(new sdk.SimpleSpanProcessor(options.exporter));
+    else if (options.otlpUrl !== undefined) {
+      const otlp = load('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
+      processors.push(new sdk.BatchSpanProcessor(new otlp.OTLPTraceExporter({ url: options.otlpUrl })));
+    }
+    this.propagator = new core.W3CTraceContextPropagator();
+    this.provider = new sdk.BasicTracerProvider({
+      resource: resources.resourceFromAttributes({ 'service.name': options.serviceName ?? 'sip-xmpp-bridge' }),
       spanProcessors: processors,
     });
     this.tracer = this.provider.getTracer('sip-xmpp-bridge');
