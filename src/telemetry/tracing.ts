@@ -107,11 +107,15 @@ class OtelTracing implements BridgeTracing {
     const context = parent === undefined ? ROOT_CONTEXT : this.propagator.extract(ROOT_CONTEXT, parent, defaultTextMapGetter);
     const span = this.tracer.startSpan(name, { kind: KINDS[role], attributes: definedOnly(attributes) }, context);
     let ended = false;
+    // A span's context never changes: one carrier serves every event fanned out from it.
+    let carrier: Record<string, string> | undefined;
     return {
       span,
       carrier: () => {
-        const carrier: Record<string, string> = {};
-        this.propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, defaultTextMapSetter);
+        if (carrier === undefined) {
+          carrier = {};
+          this.propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, defaultTextMapSetter);
+        }
         return carrier;
       },
       end: (error?: unknown) => {

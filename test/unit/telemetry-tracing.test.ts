@@ -91,6 +91,14 @@ describe('tracing: spans', () => {
     expect(exporter.getFinishedSpans()[0]?.status.code).toBe(SpanStatusCode.UNSET);
   });
 
+  it('gives the same carrier however often asked (a presence fanned out to many watchers)', () => {
+    const { tracing } = recording();
+    const handle = tracing.startSpan('xmpp.receive presence');
+    expect(handle.carrier()).toBe(handle.carrier());
+    expect(Object.keys(handle.carrier() ?? {})).toEqual(['traceparent']);
+    handle.end();
+  });
+
   it('keeps attributes set later through the span', () => {
     const { tracing, exporter } = recording();
     const handle = tracing.startSpan('router.route');
