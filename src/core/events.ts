@@ -40,6 +40,13 @@ interface EventBase {
    * against the original on its way back.
    */
   readonly originRef?: string;
+  /**
+   * Who the origin's peer proved to be (SIP over mutual TLS: the names its certificate vouches
+   * for, RFC 5922 §7.1), so the federation policy can hold the sender's domain against them.
+   */
+  readonly peer?: { readonly certificateIdentities: readonly string[] };
+  /** Domains the origin asserted besides `from` (SIP P-Asserted-Identity hosts, RFC 3325). */
+  readonly assertedDomains?: readonly string[];
   /** W3C trace context carriers (OpenTelemetry), when tracing is on. */
   readonly trace?: Readonly<Record<string, string>>;
   /**

@@ -147,8 +147,8 @@ class RawTlsPeer {
   }
 }
 
-function tlsRequest(body: string): string {
-  return rawRequest({ body, branch: newBranch() }).replace('SIP/2.0/UDP 127.0.0.1:9', 'SIP/2.0/TLS 127.0.0.1:9');
+function tlsRequest(body: string, extraHeaders: string[] = []): string {
+  return rawRequest({ body, branch: newBranch(), extraHeaders }).replace('SIP/2.0/UDP 127.0.0.1:9', 'SIP/2.0/TLS 127.0.0.1:9');
 }
 
 describe('the SIP adapter over TLS', () => {
@@ -189,11 +189,24 @@ describe('the SIP adapter over TLS', () => {
       peer.send(tlsRequest('hello over tls'));
       expect(statusOf(await peer.next())).toBe(202);
       const event = await waitFor('the event at B', () => atB.find((e) => e.kind === 'message' && e.body === 'hello over tls'));
-      expect(event.kind).toBe('message');
+      // The federation policy holds the From domain against these (issue 6 item 3).
+      expect(event.peer).toEqual({ certificateIdentities: ['partner.example'] });
     } finally {
       peer.close();
     }
     await waitFor('the raw connection to close at B', () => b.openConnections === 0);
+  });
+
+  it('given P-Asserted-Identity, then the event carries its SIP hosts beside the certificate names (RFC 3325)', async () => {
+    const peer = await RawTlsPeer.open(portB, { cert: partner.cert, key: partner.key });
+    try {
+      peer.send(tlsRequest('asserted', ['P-Asserted-Identity: "Boss" <sip:ceo@Corp.Example>, <tel:+15551234567>']));
+      expect(statusOf(await peer.next())).toBe(202);
+      const event = await waitFor('the event at B', () => atB.find((e) => e.kind === 'message' && e.body === 'asserted'));
+      expect(event).toMatchObject({ peer: { certificateIdentities: ['partner.example'] }, assertedDomains: ['corp.example'] });
+    } finally {
+      peer.close();
+    }
   });
 
   it('given the openssl CLI as the partner client (another TLS stack driver), then its MESSAGE over mutual TLS is answered 202', async () => {

@@ -657,6 +657,42 @@ describe('bridge: federation policy and the toll-fraud guard', () => {
     });
   });
 
+  describe('with a partner that proves itself by certificate (mutual TLS)', () => {
+    async function trusting() {
+      const registry = new PartnerRegistry(
+        partnersSchema.parse({ partners: [{ name: 'initech', side: 'sip', domains: ['initech.example'], trust: { certificateNames: ['sip.initech.example'] } }] }),
+      );
+      const federation = new FederationPolicy({ registry, local: { sip: ['corp.example'], xmpp: ['xmpp.test'] } });
+      const built = build({ federation });
+      await built.bridge.start();
+      stop = () => built.bridge.stop();
+      return built;
+    }
+    const signed = (user: string, domain: string, extra: { peer?: { certificateIdentities: string[] }; assertedDomains?: string[] }) => ({
+      ...fromSip(user, domain, Math.floor(Math.random() * 1e9)),
+      ...extra,
+    });
+    const certificate = { peer: { certificateIdentities: ['sip.initech.example'] } };
+
+    it('admits its users when the certificate names it', async () => {
+      const { adapters } = await trusting();
+      await expect(adapters.sip.hooks.onEvent(signed('peter', 'initech.example', certificate))).resolves.toBeUndefined();
+    });
+
+    it.each([
+      ['its domain without a certificate', 'peter', 'initech.example', {}],
+      ['one of our own domains over its connection', 'ceo', 'corp.example', certificate],
+      ['another domain in P-Asserted-Identity', 'peter', 'initech.example', { ...certificate, assertedDomains: ['corp.example'] }],
+    ])('refuses %s as a spoofing attempt (403)', async (_name, user, domain, extra) => {
+      const { adapters } = await trusting();
+      await expect(adapters.sip.hooks.onEvent(signed(user, domain, extra))).rejects.toMatchObject({
+        code: 'SPOOFED_IDENTITY',
+        condition: 'forbidden',
+        sipStatus: 403,
+      });
+    });
+  });
+
   it('resolves only numbers inside the operator\'s ranges (toll-fraud guard)', async () => {
     const { adapters } = await started(['+1555123']);
     await expect(adapters.xmpp.hooks.onEvent(fromJuliet('+15559876543', 'to the PSTN?', 'pstn'))).rejects.toMatchObject({

@@ -21,6 +21,7 @@ import { headerValue, headerValues, type SipHeader, type SipRequest, type SipRes
 import { buildResponse } from './codec/response.js';
 import { serializeMessage } from './codec/serialize.js';
 import { formatVia, parseUri } from './codec/uri.js';
+import { peerFacts } from './peer-facts.js';
 import { fromSipRequest, toSipRequest, ACCEPTED_CONTENT_TYPE } from './page-mode.js';
 import { PIDF_CONTENT_TYPE } from './pidf.js';
 import { ALLOW_EVENTS, DEFAULT_PRESENCE_LIMITS, statusFor, type Answer, type PresenceContext, type PresenceLimits } from './presence/context.js';
@@ -336,7 +337,7 @@ export class SipAdapter implements Adapter {
     }
     switch (req.method) {
       case 'MESSAGE':
-        void this.track(this.onMessage(req, tx));
+        void this.track(this.onMessage(req, tx, from));
         return;
       case 'SUBSCRIBE':
         void this.track(this.guarded(req, tx, (answer) => this.notifier.onSubscribe(req, from, answer)));
@@ -366,14 +367,14 @@ export class SipAdapter implements Adapter {
     }
   }
 
-  private async onMessage(req: SipRequest, tx: NonInviteServerTransaction): Promise<void> {
+  private async onMessage(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom): Promise<void> {
     const inbound = fromSipRequest(req, Date.now());
     if ('refusal' in inbound) {
       this.log.info({ status: inbound.refusal.status, callId: headerValue(req, 'Call-ID') }, 'MESSAGE refused');
       this.respond(tx, req, inbound.refusal.status, inbound.refusal);
       return;
     }
-    const { event } = inbound;
+    const event = { ...inbound.event, ...peerFacts(req, from) };
     try {
       await this.hooks.onEvent(event);
       this.respond(tx, req, 202);

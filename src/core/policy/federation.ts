@@ -18,6 +18,7 @@
  */
 import { BridgeError } from '../errors.js';
 import type { Address, CanonicalEvent } from '../events.js';
+import { checkAssertedIdentity, spoofedIdentityError } from './assertion.js';
 import { normalizeDomain, type Partner, type PartnerRegistry } from './partners.js';
 import { MemoryRateLimiter, rateLimitedError, type RateLimiter } from './rate-limit.js';
 
@@ -49,14 +50,24 @@ export class FederationPolicy {
     const feature = featureOf(inbound);
     if (feature === undefined) return;
     const sender = inbound.from;
-    if (!this.isLocal(sender)) {
-      const decision = this.options.registry.authorize({ side: sender.side, domain: sender.domain, direction: 'inbound', feature });
+    const certificate = inbound.peer === undefined ? {} : { certificateIdentities: inbound.peer.certificateIdentities };
+    if (this.isLocal(sender)) {
+      // Issue 6 item 3: a partner's authenticated connection may not speak for our own users.
+      const partner = inbound.peer === undefined ? undefined : this.options.registry.partnerForCertificate(sender.side, certificate);
+      if (partner !== undefined) throw spoofedIdentityError(`partner ${partner.name} sent as ${sender.domain}, one of our own domains`);
+    } else {
+      const decision = this.options.registry.authorize({ side: sender.side, domain: sender.domain, direction: 'inbound', feature, ...certificate });
       if (!decision.allowed) {
+        if (decision.reason === 'untrusted-certificate') throw spoofedIdentityError(`${sender.domain} is not proved by the peer's certificate`);
         throw new BridgeError('FEDERATION_DENIED', `${sender.domain} may not send ${feature} here (${decision.reason}, rule ${decision.rule})`, {
           condition: 'forbidden',
           sipStatus: 403,
           retryable: false,
         });
+      }
+      if (inbound.assertedDomains !== undefined && inbound.assertedDomains.length > 0) {
+        const assertion = checkAssertedIdentity({ fromDomain: sender.domain, assertedDomains: inbound.assertedDomains, authenticated: { partner: decision.partner } });
+        if (assertion.spoofed) throw spoofedIdentityError(assertion.reason);
       }
       await this.spend(decision.partner, inbound);
     }

@@ -15,6 +15,7 @@ import { contactFor, DialogError, inDialogRequest, receiveInDialog, tagOf, uasDi
 import { acceptsPidf, eventPackage, expiresOf, formatSubscriptionState, PRESENCE_EVENT, type SubscriptionStateValue } from './event-headers.js';
 import { senderAddress } from '../page-mode.js';
 import { buildPidf, PIDF_CONTENT_TYPE } from '../pidf.js';
+import { peerFacts } from '../peer-facts.js';
 import { addressKey, ALLOW_EVENTS, bare, KeyedSerial, statusFor, type Answer, type PresenceContext } from './context.js';
 import type { ReceivedFrom } from '../transport/transport.js';
 
@@ -173,7 +174,7 @@ export class PresenceNotifier {
         await this.ctx.store.put(record); // refused when the store is full (503)
         this.ctx.poke();
         const cseq = dialog.remoteSeq;
-        const base = { origin: 'sip' as const, from: watcher, to: presentity, createdAt: this.ctx.now(), originRef: dialog.callId };
+        const base = { origin: 'sip' as const, from: watcher, to: presentity, createdAt: this.ctx.now(), originRef: dialog.callId, ...peerFacts(req, from) };
         if (!authorized) {
           // An XMPP server that already authorized the watcher answers the subscribe with
           // `subscribed` and current presence itself (RFC 6121 §3.1.3). No probe here: to a
