@@ -90,6 +90,13 @@ export class Router {
       await this.enqueue(routed);
     } catch (err) {
       this.seen.delete(event.dedupeKey);
+      if (err instanceof BridgeError && err.code === 'SPOOFED_IDENTITY') {
+        // DESIGN.md security posture: a spoofing attempt is an audit event, not just a refusal.
+        this.options.logger.warn(
+          { event: event.id, kind: event.kind, from: formatAddress(event.from), peer: event.peer?.certificateIdentities, reason: err.message },
+          'spoofing attempt refused',
+        );
+      }
       throw err;
     }
     this.options.logger.info(
