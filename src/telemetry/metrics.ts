@@ -6,14 +6,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import type { Attributes, Gauge, Histogram, Meter, ObservableGauge, ObservableResult } from '@opentelemetry/api';
+import type { Attributes, Gauge, Histogram, Meter } from '@opentelemetry/api';
 import type { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { CanonicalEvent, Side } from '../core/events.js';
 
 /**
- * The SDK is loaded only when metrics are on: loading it costs a disabled bridge about 200 ms of
- * startup and 12 MB of RSS (docs/decisions/0008-telemetry.md). The packages are CommonJS, so a
+ * The SDK is loaded only when metrics are on: loading it would cost a disabled bridge about 200 ms of
+ * startup and 10 MB of RSS (docs/decisions/0008-telemetry.md). The packages are CommonJS, so a
  * synchronous require keeps `createMetrics` synchronous.
  */
 const load = createRequire(import.meta.url);
@@ -61,12 +61,12 @@ export interface BridgeMetrics {
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** Delivery latency buckets in seconds: 1 ms to 10 s, about three per decade. */
-export const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const LATENCY_BUCKETS_S: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Identity lookups (static table, ENUM DNS, LDAP): 0.5 ms to 5 s. */
-export const LOOKUP_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+export const LOOKUP_BUCKETS_S: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /**
- * Series kept per metric at most; past it the SDK folds new label sets into one series labelled
+ * Series kept per metric at most; past it new label sets are folded into one series labelled
  * `otel_metric_overflow="true"`, so a flood of partner names cannot grow memory without bound.
  */
 export const MAX_SERIES_PER_METRIC = 5000;
@@ -184,16 +184,16 @@ class OtelMetrics implements BridgeMetrics {
     this.latencies = meter.createHistogram('sxb_delivery_latency_seconds', {
       description: 'End-to-end latency from receipt on one side to delivery on the other',
       unit: 's',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+      advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
     });
-    this.denials = new Tally(meter, 'sxb_policy_denials_total', 'Events refused by federation policy, by rule');
+    this.denials = new Tally(meter, 'sxb_policy_denials_total', 'Events refused or withheld by federation or visibility policy, by rule');
     this.rateLimits = new Tally(meter, 'sxb_rate_limited_total', 'Events dropped by a partner rate limit');
     this.sipTransactions = new Tally(meter, 'sxb_sip_transactions_total', 'SIP transactions by method and final status');
     this.xmppUp = meter.createGauge('sxb_xmpp_connected', { description: '1 while the XMPP component stream is connected, else 0' });
     this.lookups = meter.createHistogram('sxb_identity_lookup_duration_seconds', {
       description: 'Identity-source lookups by source and outcome',
       unit: 's',
-      advice: { explicitBucketBoundaries: LOOKUP_BUCKETS_S },
+      advice: { explicitBucketBoundaries: [...LOOKUP_BUCKETS_S] },
     });
     const depth = meter.createObservableGauge('sxb_queue_depth', { description: 'Jobs waiting or in progress per queue' });
     const age = meter.createObservableGauge('sxb_queue_oldest_age_seconds', { description: 'Age of the oldest waiting job per queue', unit: 's' });
@@ -204,8 +204,8 @@ class OtelMetrics implements BridgeMetrics {
         if (s.oldestAgeMs !== undefined) result.observe(age, s.oldestAgeMs / 1000, { queue: s.queue });
       }
     }, [depth, age]);
-    const active: ObservableGauge = meter.createObservableGauge('sxb_active_subscriptions', { description: 'Presence subscriptions held, by role' });
-    active.addCallback(async (result: ObservableResult) => {
+    const active = meter.createObservableGauge('sxb_active_subscriptions', { description: 'Presence subscriptions held, by role' });
+    active.addCallback(async (result) => {
       for (const s of await this.read(this.subscriptions)) result.observe(s.count, { role: s.role });
     });
   }
@@ -245,7 +245,7 @@ class OtelMetrics implements BridgeMetrics {
   }
 
   identityLookup(source: string, outcome: 'found' | 'not-found' | 'error', ms: number): void {
-    this.lookups.record(Math.max(0, ms) / 1000, { source, outcome });
+    if (ms >= 0) this.lookups.record(ms / 1000, { source, outcome });
   }
 
   async prometheusText(): Promise<string> {

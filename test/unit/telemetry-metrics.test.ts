@@ -1,5 +1,15 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMetrics, directionOf, LATENCY_BUCKETS_S, MAX_SERIES_PER_METRIC, type BridgeMetrics } from '../../src/telemetry/metrics.js';
+import {
+  createMetrics,
+  directionOf,
+  LATENCY_BUCKETS_S,
+  MAX_SERIES_PER_METRIC,
+  type BridgeMetrics,
+  type Direction,
+  type EventKind,
+  type EventOutcome,
+} from '../../src/telemetry/metrics.js';
 
 /** Sample lines of a Prometheus text exposition as `name{labels}` → value (comments skipped). */
 function samples(text: string): Map<string, number> {
@@ -37,6 +47,34 @@ describe('metrics: counters', () => {
     expect(s.get('sxb_events_total{direction="xmpp-to-sip",kind="presence",outcome="refused",partner="b.example"}')).toBe(1);
     expect(s.get('sxb_events_total{direction="xmpp-to-sip",kind="message",outcome="failed",partner="none"}')).toBe(1);
     expect([...s.keys()].filter((k) => k.startsWith('sxb_events_total'))).toHaveLength(4);
+  });
+
+  it('shows, for any sequence of events, exactly the count of each label set', async () => {
+    const call = fc.record({
+      direction: fc.constantFrom<Direction>('sip-to-xmpp', 'xmpp-to-sip'),
+      kind: fc.constantFrom<EventKind>('message', 'presence', 'subscription', 'probe', 'failure'),
+      outcome: fc.constantFrom<EventOutcome>('routed', 'delivered', 'refused', 'failed', 'withheld'),
+      partner: fc.constantFrom(undefined, 'a.example', 'b.example', 'odd "name"\\'),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(call, { maxLength: 60 }), async (calls) => {
+        const m = createMetrics({ enabled: true });
+        try {
+          const expected = new Map<string, number>();
+          for (const c of calls) {
+            m.event(c.direction, c.kind, c.outcome, c.partner);
+            const partner = (c.partner ?? 'none').replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+            const series = `sxb_events_total{direction="${c.direction}",kind="${c.kind}",outcome="${c.outcome}",partner="${partner}"}`;
+            expected.set(series, (expected.get(series) ?? 0) + 1);
+          }
+          const shown = new Map([...samples(await m.prometheusText())].filter(([k]) => k.startsWith('sxb_events_total')));
+          expect(shown).toEqual(expected);
+        } finally {
+          await m.shutdown();
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it.each([

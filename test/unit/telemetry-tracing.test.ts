@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -64,6 +65,52 @@ describe('tracing: context across the queue', () => {
     const [span] = exporter.getFinishedSpans();
     expect(span?.parentSpanContext).toBeUndefined();
     expect(span?.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe('tracing: carriers as data from the queue (properties)', () => {
+  const hex = (n: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${n}}$`)).filter((h) => /[1-9a-f]/.test(h));
+
+  it('continues any valid sampled traceparent: same trace id, the sender as parent', () => {
+    const { tracing, exporter } = recording();
+    fc.assert(
+      fc.property(hex(32), hex(16), (traceId, spanId) => {
+        exporter.reset();
+        tracing.startSpan('router.route', {}, { traceparent: `00-${traceId}-${spanId}-01` }).end();
+        const [span] = exporter.getFinishedSpans();
+        expect(span?.spanContext().traceId).toBe(traceId);
+        expect(span?.parentSpanContext?.spanId).toBe(spanId);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps an upstream "not sampled" decision: nothing recorded, the trace id still passed on', () => {
+    const { tracing, exporter } = recording();
+    fc.assert(
+      fc.property(hex(32), hex(16), (traceId, spanId) => {
+        exporter.reset();
+        const handle = tracing.startSpan('router.route', {}, { traceparent: `00-${traceId}-${spanId}-00` });
+        handle.end();
+        expect(exporter.getFinishedSpans()).toHaveLength(0);
+        expect(handle.carrier()?.['traceparent']).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('never throws on an arbitrary carrier, and always yields a usable span', () => {
+    const { tracing, exporter } = recording();
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom('traceparent', 'tracestate', 'x'), fc.string({ maxLength: 80 })), (carrier) => {
+        exporter.reset();
+        const handle = tracing.startSpan('router.route', {}, carrier);
+        expect(handle.carrier()?.['traceparent']).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+        handle.end();
+        expect(exporter.getFinishedSpans()).toHaveLength(1);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
