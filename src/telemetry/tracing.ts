@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, defaultTextMapGetter, defaultTextMapSetter, INVALID_SPAN_CONTEXT, type Attributes, type Span, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import type { BasicTracerProvider, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { Logger } from './logger.js';
 
 /**
  * Only the API (a few no-op classes) is loaded up front; the SDK and the OTLP exporter are
@@ -39,7 +40,11 @@ export interface BridgeTracing {
    * root of a new trace. Attributes whose value is undefined are left out.
    */
   startSpan(name: string, attributes?: SpanAttributes, parent?: TraceCarrier, role?: SpanRole): SpanHandle;
-  /** Exports what is buffered and stops. */
+  /**
+   * Exports what is buffered and stops. Never rejects, and waits at most `shutdownTimeoutMs`:
+   * an unreachable collector (the exporter retries for about ten seconds) must not hold up the
+   * bridge's stop; what could not be exported is reported to `logger` and dropped.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -50,6 +55,10 @@ export interface TracingOptions {
   serviceName?: string;
   /** Exports each span as it ends to this exporter instead (tests: the in-memory exporter). */
   exporter?: SpanExporter;
+  /** Told when the last export at shutdown failed or did not finish in time. */
+  logger?: Pick<Logger, 'warn'>;
+  /** 2000 unless given. */
+  shutdownTimeoutMs?: number;
 }
 
 export function createTracing(options: TracingOptions): BridgeTracing {
@@ -84,7 +93,7 @@ class OtelTracing implements BridgeTracing {
   private readonly tracer: Tracer;
   private readonly propagator: TextMapPropagator;
 
-  constructor(options: TracingOptions) {
+  constructor(private readonly options: TracingOptions) {
     const sdk = load('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
     const core = load('@opentelemetry/core') as typeof import('@opentelemetry/core');
     const resources = load('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
@@ -130,8 +139,20 @@ class OtelTracing implements BridgeTracing {
     };
   }
 
-  shutdown(): Promise<void> {
-    return this.provider.shutdown();
+  async shutdown(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = this.options.shutdownTimeoutMs ?? 2000;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([this.provider.shutdown(), late]);
+      if (outcome === 'late') this.options.logger?.warn({ timeoutMs }, 'trace export unfinished at shutdown: buffered spans dropped');
+    } catch (err) {
+      this.options.logger?.warn({ err }, 'trace export failed at shutdown: buffered spans dropped');
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

@@ -198,4 +198,20 @@ describe('OTLP/HTTP export', () => {
     expect(child?.parentSpanId).toBe(parent?.spanId);
     expect(parent?.parentSpanId ?? '').toBe('');
   });
+
+  it.each([
+    ['keeps failing (503, which the exporter retries)', 503, 'trace export unfinished at shutdown: buffered spans dropped'],
+    ['refuses the spans (400)', 400, 'trace export failed at shutdown: buffered spans dropped'],
+  ])('stops without rejecting when the collector %s, and says what was dropped', async (_name, status, said) => {
+    const collector = await listen((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(status).end());
+    });
+    const warnings: string[] = [];
+    const logger = { warn: (_obj: object, msg: string) => void warnings.push(msg) };
+    const tracing = createTracing({ enabled: true, otlpUrl: `${collector}/v1/traces`, logger, shutdownTimeoutMs: 300 });
+    tracing.startSpan('sip.receive MESSAGE').end();
+    await expect(tracing.shutdown()).resolves.toBeUndefined();
+    expect(warnings).toEqual([said]);
+  });
 });
