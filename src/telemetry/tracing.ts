@@ -8,7 +8,6 @@
 import { createRequire } from 'node:module';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, defaultTextMapGetter, defaultTextMapSetter, INVALID_SPAN_CONTEXT, type Attributes, type Span, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import type { BasicTracerProvider, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { Logger } from './logger.js';
 
 /**
  * Only the API (a few no-op classes) is loaded up front; the SDK and the OTLP exporter are
@@ -55,8 +54,8 @@ export interface TracingOptions {
   serviceName?: string;
   /** Exports each span as it ends to this exporter instead (tests: the in-memory exporter). */
   exporter?: SpanExporter;
-  /** Told when the last export at shutdown failed or did not finish in time. */
-  logger?: Pick<Logger, 'warn'>;
+  /** Told when the last export at shutdown failed or did not finish in time (a pino logger fits). */
+  logger?: { warn(details: object, message: string): void };
   /** 2000 unless given. */
   shutdownTimeoutMs?: number;
 }
