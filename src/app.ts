@@ -17,7 +17,9 @@ import { RedisDeliveryLog, type DeliveryLog } from './core/state/delivered.js';
 import { RedisSubscriptionStore } from './core/state/redis-subscriptions.js';
 import { MemorySubscriptionStore } from './core/state/memory-subscriptions.js';
 import type { SubscriptionStore } from './core/state/subscriptions.js';
-import { Router } from './core/router.js';
+import { INBOUND_QUEUE, QUEUE_FOR, Router } from './core/router.js';
+import { createMetrics, type BridgeMetrics } from './telemetry/metrics.js';
+import { createTracing, type BridgeTracing } from './telemetry/tracing.js';
 import { AddressTranslator } from './mapping/address.js';
 import { buildIdentityChain, reloadIdentities, type IdentitySetup } from './mapping/identity/index.js';
 import type { Logger } from './telemetry/logger.js';
@@ -26,23 +28,41 @@ import type { Logger } from './telemetry/logger.js';
  * The bridge with its identity sources and subscription store: the sources start before the
  * adapters and stop after them (only in the roles that route: an edge never asks a directory).
  */
+/** What the composition root builds beside the bridge proper, started and stopped with it. */
+export interface BridgeParts {
+  readonly identities: IdentitySetup;
+  readonly subscriptions: SubscriptionStore;
+  readonly deliveries?: DeliveryLog;
+  /** Whether this role routes (asks identity sources): `all` and `router`. */
+  readonly routes: boolean;
+  readonly metrics: BridgeMetrics;
+  readonly tracing: BridgeTracing;
+}
+
 export class BridgeWithIdentities extends Bridge {
+  private readonly identities: IdentitySetup;
+  private readonly subscriptions: SubscriptionStore;
+
   constructor(
     options: BridgeOptions,
-    private readonly identities: IdentitySetup,
-    private readonly subscriptions: SubscriptionStore,
-    private readonly deliveries: DeliveryLog | undefined,
-    private readonly routes: boolean,
+    private readonly parts: BridgeParts,
   ) {
     super(options);
+    this.identities = parts.identities;
+    this.subscriptions = parts.subscriptions;
   }
 
   get identityChain(): IdentitySetup['chain'] {
     return this.identities.chain;
   }
 
+  /** For /metrics (cli.ts serves it on the health listener). */
+  get metrics(): BridgeMetrics {
+    return this.parts.metrics;
+  }
+
   override async start(): Promise<void> {
-    if (this.routes) await this.identities.chain.start();
+    if (this.parts.routes) await this.identities.chain.start();
     // A failing super.start() calls this.stop(), which stops the chain too.
     await super.start();
   }
@@ -50,8 +70,11 @@ export class BridgeWithIdentities extends Bridge {
   override async stop(): Promise<void> {
     await super.stop();
     await this.subscriptions.close();
-    await this.deliveries?.close();
-    if (this.routes) await this.identities.chain.stop();
+    await this.parts.deliveries?.close();
+    if (this.parts.routes) await this.identities.chain.stop();
+    // Both never reject; tracing waits at most 2 s for its last export.
+    await this.parts.tracing.shutdown();
+    await this.parts.metrics.shutdown();
   }
 
   /** The bridge's checks plus the subscription store answering (Redis reachable). */
@@ -70,6 +93,19 @@ export class BridgeWithIdentities extends Bridge {
 
 export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): BridgeWithIdentities {
   const { queue, subscriptions, deliveries } = backends(config, logger);
+  const { telemetry } = config;
+  const metrics = createMetrics({ enabled: telemetry.metrics, serviceName: telemetry.serviceName });
+  const tracing = createTracing({
+    enabled: telemetry.tracing.enabled,
+    serviceName: telemetry.serviceName,
+    ...(telemetry.tracing.otlpUrl === undefined ? {} : { otlpUrl: telemetry.tracing.otlpUrl }),
+    logger: logger.child({ component: 'tracing' }),
+  });
+  if (metrics.enabled) {
+    const names = [INBOUND_QUEUE, QUEUE_FOR.sip, QUEUE_FOR.xmpp];
+    metrics.observeQueues(() => Promise.all(names.map(async (name) => ({ queue: name, pending: (await queue.counts(name)).pending }))));
+    metrics.observeSubscriptions(async () => [{ role: 'all', count: await subscriptions.size() }]);
+  }
   const translator = new AddressTranslator({ componentDomain: config.xmpp.component, xmppDomains: config.mapping.xmppDomains });
   const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }));
   const router = new Router({
@@ -80,6 +116,8 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     logger: logger.child({ component: 'router' }),
     visibility: new PresenceVisibility(config.presence.visible),
     ...federationOf(config, logger),
+    metrics,
+    tracing,
   });
   return new BridgeWithIdentities(
     {
@@ -89,6 +127,8 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
       drainTimeoutMs: config.queue.backend === 'memory' ? 5000 : 0,
       ...(deliveries === undefined ? {} : { deliveries }),
       ...(config.role === 'all' || config.role === 'router' ? { router } : {}),
+      metrics,
+      tracing,
       logger: logger.child({ component: 'bridge' }),
       createAdapter: (side, hooks) =>
         side === 'sip'
@@ -106,10 +146,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
               watched: () => watchedXmppUsers(subscriptions, translator),
             }),
     },
-    identities,
-    subscriptions,
-    deliveries,
-    config.role === 'all' || config.role === 'router',
+    { identities, subscriptions, ...(deliveries === undefined ? {} : { deliveries }), routes: config.role === 'all' || config.role === 'router', metrics, tracing },
   );
 }
 

@@ -12,6 +12,7 @@ import { BullMQQueue } from './core/queue/bullmq.js';
 import { INBOUND_QUEUE, QUEUE_FOR } from './core/router.js';
 import { lookupReport, runLookup } from './mapping/identity/lookup.js';
 import { HealthServer, readiness } from './telemetry/health.js';
+import { metricsHandler } from './telemetry/metrics.js';
 import { createLogger } from './telemetry/logger.js';
 
 const program = new Command()
@@ -40,7 +41,7 @@ program
     const logger = createLogger({ level: config.log.level });
     const bridge = createBridge(config, logger);
     // Health first, so an orchestrator sees "alive, not ready" while the bridge connects.
-    const health = config.health === undefined ? undefined : new HealthServer(config.health.listen, () => readiness(bridge.readinessChecks()));
+    const health = config.health === undefined ? undefined : new HealthServer(config.health.listen, () => readiness(bridge.readinessChecks()), metricsHandler(bridge.metrics));
     let stopping: Promise<void> | undefined;
     const shutdown = (signal: string) => {
       if (stopping) return;

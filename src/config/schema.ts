@@ -291,7 +291,24 @@ export const configSchema = z
      */
     federation: partnersSchema.optional(),
     redis: redisSchema.default({ url: 'redis://127.0.0.1:6379', prefix: 'sxb' }),
-    /** HTTP /healthz and /readyz for orchestrators; off unless a listen address is given. */
+    /**
+     * OpenTelemetry (issue 7): Prometheus metrics at /metrics on the health listener, and traces
+     * (one per message or presence change, across the queue) exported over OTLP/HTTP.
+     */
+    telemetry: z
+      .strictObject({
+        metrics: z.boolean().default(false),
+        tracing: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            /** e.g. http://127.0.0.1:4318/v1/traces; without it spans carry context but are not exported. */
+            otlpUrl: z.string().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
+          })
+          .default({ enabled: false }),
+        serviceName: z.string().min(1).default('sip-xmpp-bridge'),
+      })
+      .default({ metrics: false, tracing: { enabled: false }, serviceName: 'sip-xmpp-bridge' }),
+    /** HTTP /healthz and /readyz (and /metrics) for orchestrators; off unless a listen address is given. */
     health: z.strictObject({ listen: z.strictObject({ host: host.default('127.0.0.1'), port }) }).optional(),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   })

@@ -3,6 +3,8 @@
  * only through the Adapter contract: the composition root (src/app.ts) builds the real ones.
  */
 import type { Logger } from '../telemetry/logger.js';
+import { directionOf, type BridgeMetrics } from '../telemetry/metrics.js';
+import type { BridgeTracing } from '../telemetry/tracing.js';
 import type { Adapter, AdapterHooks } from './adapter.js';
 import { BridgeError, toBridgeError } from './errors.js';
 import { failureOf, type CanonicalEvent, type Side } from './events.js';
@@ -36,6 +38,10 @@ export interface BridgeOptions {
   logger: Logger;
   createAdapter: AdapterFactory;
   now?: () => number;
+  /** Delivered and failed events, end-to-end latency, XMPP connection state (config `telemetry.metrics`). */
+  metrics?: BridgeMetrics;
+  /** A span per delivery, the child of the event's route span. */
+  tracing?: BridgeTracing;
   /** Skips events already delivered when the queue hands one out again (exactly once as users see it). */
   deliveries?: DeliveryLog;
   /** Events handed to one adapter at once (its sends in flight). */
@@ -87,6 +93,7 @@ export class Bridge {
         onEvent: (event) => this.inbound(event),
         onAvailability: (available) => {
           this.available.set(side, available);
+          if (side === 'xmpp') this.options.metrics?.xmppConnected(available);
           if (this.stopping) return;
           const consumer = this.consumers.get(side);
           if (available) consumer?.resume();
@@ -204,10 +211,19 @@ export class Bridge {
       logger.info({ event: id, side: adapter.side, attempt: job.attempt }, 'already delivered: not sent again');
       return;
     }
+    const event = job.data;
+    const span = this.options.tracing?.startSpan(`${adapter.side} send ${event.kind}`, { 'bridge.event': id, 'bridge.attempt': job.attempt }, event.trace, 'consumer');
     try {
-      await adapter.send(job.data);
+      await adapter.send(event);
       await deliveries?.markDelivered(id).catch((err: unknown) => logger.warn({ event: id, err }, 'could not mark an event delivered'));
+      span?.end();
+      if (event.kind !== 'failure') {
+        const direction = directionOf(event.origin);
+        this.options.metrics?.event(direction, event.kind, 'delivered');
+        this.options.metrics?.latency(direction, event.kind, this.now() - event.createdAt);
+      }
     } catch (err) {
+      span?.end(err);
       const e = toBridgeError(err);
       this.options.logger.warn(
         { event: job.data.id, side: adapter.side, attempt: job.attempt, code: e.code, condition: e.condition, retryable: e.retryable },
@@ -221,6 +237,7 @@ export class Bridge {
   private async undeliverable(job: QueueJob<CanonicalEvent>, error: unknown): Promise<void> {
     const event = job.data;
     const e = toBridgeError(error);
+    if (event.kind !== 'failure') this.options.metrics?.event(directionOf(event.origin), event.kind, 'failed');
     if (event.kind === 'failure') {
       this.options.logger.error({ event: event.id, ref: event.ref, code: e.code }, 'failure notice could not be delivered to its sender');
       return;

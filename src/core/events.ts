@@ -186,6 +186,8 @@ export function failureOf(
     dedupeKey: `failure:${original.id}`,
     createdAt: now,
     originRef: original.originRef,
+    // The failure's delivery stays in the trace of what failed.
+    trace: original.trace,
     ref: original.id,
     refKind: original.kind,
     condition: failure.condition,

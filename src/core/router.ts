@@ -7,6 +7,8 @@ import { E164Normalizer } from '../mapping/e164.js';
 import type { IdentitySource } from '../mapping/identity-source.js';
 import { parseSipAor } from '../mapping/identity.js';
 import type { Logger } from '../telemetry/logger.js';
+import { directionOf, type BridgeMetrics } from '../telemetry/metrics.js';
+import type { BridgeTracing } from '../telemetry/tracing.js';
 import { DedupeWindow } from './dedupe.js';
 import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
@@ -44,11 +46,23 @@ export interface RouterOptions {
   federation?: FederationPolicy;
   /** The operator's own numbers (config `mapping.ownNumbers`); numbers outside never resolve. */
   ownNumbers?: NumberRanges;
+  /** Counters of routed, refused and withheld events (config `telemetry.metrics`). */
+  metrics?: BridgeMetrics;
+  /** A span per routed event, its context carried in `event.trace` across the queue. */
+  tracing?: BridgeTracing;
   now?: () => number;
   /** How long a dedupe key is remembered; SIP's longest transaction (64·T1) is well inside it. */
   dedupeTtlMs?: number;
   dedupeMaxEntries?: number;
 }
+
+/** The closed set of policy-denial labels (metric `sxb_policy_denials_total`, docs/metrics.md). */
+const DENIAL_RULES: Readonly<Record<string, string>> = {
+  FEDERATION_DENIED: 'federation-denied',
+  FEDERATION_UNKNOWN_TARGET: 'unknown-domain',
+  SPOOFED_IDENTITY: 'spoofed-identity',
+  NUMBER_NOT_OURS: 'number-not-ours',
+};
 
 export class Router {
   private readonly now: () => number;
@@ -82,14 +96,29 @@ export class Router {
     // Claimed before the identity lookup awaits, so a copy arriving meanwhile (a retransmission
     // on a new transaction) is absorbed too; released if this one is not queued after all.
     this.seen.add(event.dedupeKey, now);
+    const { metrics, tracing } = this.options;
+    const direction = directionOf(event.origin);
+    const span = tracing?.startSpan(`route ${event.kind}`, { 'bridge.event': event.id, 'bridge.origin': event.origin, 'bridge.origin_ref': event.originRef }, event.trace, 'internal');
     let routed: CanonicalEvent;
     try {
-      routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to } };
+      const carrier = span?.carrier();
+      routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to }, ...(carrier === undefined ? {} : { trace: carrier }) };
       await this.options.federation?.check(event, routed);
-      if (!this.visible(event, routed)) return;
+      if (!this.visible(event, routed)) {
+        metrics?.event(direction, event.kind, 'withheld');
+        metrics?.policyDenial('presence-not-visible');
+        span?.end();
+        return;
+      }
       await this.enqueue(routed);
     } catch (err) {
       this.seen.delete(event.dedupeKey);
+      metrics?.event(direction, event.kind, 'refused');
+      if (err instanceof BridgeError) {
+        if (err.code === 'RATE_LIMITED') metrics?.rateLimited((err as { partner?: string }).partner ?? 'unknown');
+        const rule = DENIAL_RULES[err.code];
+        if (rule !== undefined) metrics?.policyDenial(rule);
+      }
       if (err instanceof BridgeError && err.code === 'SPOOFED_IDENTITY') {
         // DESIGN.md security posture: a spoofing attempt is an audit event, not just a refusal.
         this.options.logger.warn(
@@ -97,8 +126,11 @@ export class Router {
           'spoofing attempt refused',
         );
       }
+      span?.end(err);
       throw err;
     }
+    metrics?.event(direction, event.kind, 'routed');
+    span?.end();
     this.options.logger.info(
       { event: event.id, kind: event.kind, from: formatAddress(routed.from), to: formatAddress(routed.to) },
       'event routed',

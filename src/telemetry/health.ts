@@ -3,9 +3,10 @@
  * - `GET /healthz`: the process is alive and its event loop answers: always 200.
  * - `GET /readyz`: 200 when every check passes, else 503; the body says which check failed and
  *   why, e.g. `{"ready":false,"checks":{"xmpp":{"ok":false,"detail":"component not connected"}}}`.
- * Listens on loopback unless configured otherwise; nothing but these two paths is served.
+ * - `GET /metrics`: the Prometheus exposition, when metrics are on (issue 7 item 2).
+ * Listens on loopback unless configured otherwise; nothing but these paths is served.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface Check {
@@ -45,6 +46,8 @@ export class HealthServer {
   constructor(
     private readonly listen: { host: string; port: number },
     private readonly ready: () => Promise<Readiness>,
+    /** Serves /metrics (see metricsHandler in ./metrics.ts); 404 without it. */
+    private readonly metrics?: (req: IncomingMessage, res: ServerResponse) => void,
   ) {}
 
   async start(): Promise<{ host: string; port: number }> {
@@ -63,6 +66,10 @@ export class HealthServer {
           (r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(r)}\n`),
           (err: unknown) => res.writeHead(503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready: false, error: String(err) })}\n`),
         );
+        return;
+      }
+      if (path === '/metrics' && this.metrics !== undefined) {
+        this.metrics(req, res);
         return;
       }
       res.writeHead(404).end();

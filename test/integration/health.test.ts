@@ -1,25 +1,31 @@
 /**
  * /healthz and /readyz as an orchestrator polls them: alive at once, ready only once the SIP
  * listener is up and the component is connected to a real Prosody, not ready again (saying
- * why) when Prosody goes away.
+ * why) when Prosody goes away; /metrics counts what crossed (a SIP message delivered to an
+ * XMPP user, an XMPP message refused) and shows the component's connection state.
  */
+import xml from '@xmpp/xml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBridge } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import { HealthServer, readiness } from '../../src/telemetry/health.js';
+import { metricsHandler } from '../../src/telemetry/metrics.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
+import { RawUdpPeer, rawRequest, statusOf } from '../support/raw-sip.js';
+import { connectUser } from '../support/xmpp-client.js';
 
 let prosody: Prosody;
 let bridge: ReturnType<typeof createBridge>;
 let health: HealthServer;
 let base: string;
+let sipPort: number;
 
 beforeAll(async () => {
   prosody = await startProsody({ domain: 'xmpp.test', component: 'sip.xmpp.test' });
   const config = parseConfig({
-    sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: await freePort() }] },
+    sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: (sipPort = await freePort()) }] },
     xmpp: {
       component: prosody.component,
       server: { host: prosody.host, port: prosody.componentPort },
@@ -27,9 +33,10 @@ beforeAll(async () => {
       reconnect: { initialMs: 100, maxMs: 200 },
     },
     mapping: { xmppDomains: [prosody.domain] },
+    telemetry: { metrics: true },
   });
   bridge = createBridge(config, silentLogger());
-  health = new HealthServer({ host: '127.0.0.1', port: 0 }, () => readiness(bridge.readinessChecks()));
+  health = new HealthServer({ host: '127.0.0.1', port: 0 }, () => readiness(bridge.readinessChecks()), metricsHandler(bridge.metrics));
   const { port } = await health.start();
   base = `http://127.0.0.1:${port}`;
 });
@@ -63,6 +70,33 @@ describe('health endpoints', () => {
       ready: true,
       checks: { sip: { ok: true }, xmpp: { ok: true }, queue: { ok: true }, state: { ok: true, detail: '0 subscriptions' } },
     });
+  });
+
+  it('counts on /metrics what crossed: a SIP message delivered to an XMPP user, an XMPP message refused', async () => {
+    const juliet = await connectUser(prosody, prosody.users[0]!);
+    try {
+      const sip = await RawUdpPeer.open();
+      await sip.send(rawRequest({ uri: `sip:juliet@${prosody.domain}`, body: 'counted' }), sipPort);
+      expect(statusOf(await sip.next())).toBe(202);
+      await sip.close();
+      await juliet.next((el) => el.name === 'message' && el.getChildText('body') === 'counted');
+      await juliet.client.send(xml('message', { to: `+15550000000@${prosody.component}`, type: 'chat', id: 'm-refused' }, xml('body', {}, 'nobody')));
+      await juliet.next((el) => el.attrs['type'] === 'error' && el.attrs['id'] === 'm-refused');
+    } finally {
+      await juliet.stop();
+    }
+
+    const metrics = await get('/metrics');
+    expect(metrics.status).toBe(200);
+    const value = (series: string): number | undefined => {
+      const line = metrics.body.split('\n').find((l) => l.startsWith(series));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    expect(value('sxb_events_total{direction="sip-to-xmpp",kind="message",outcome="routed",partner="none"}')).toBe(1);
+    expect(value('sxb_events_total{direction="sip-to-xmpp",kind="message",outcome="delivered",partner="none"}')).toBe(1);
+    expect(value('sxb_events_total{direction="xmpp-to-sip",kind="message",outcome="refused",partner="none"}')).toBe(1);
+    expect(value('sxb_delivery_latency_seconds_count{direction="sip-to-xmpp",kind="message"}')).toBe(1);
+    expect(value('sxb_xmpp_connected')).toBe(1);
   });
 
   it('serves nothing else', async () => {
