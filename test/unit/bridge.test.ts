@@ -3,6 +3,7 @@
  * real peers in test/integration): routing, failure back to the sender, holding events while
  * an adapter is away.
  */
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Adapter, AdapterHooks } from '../../src/core/adapter.js';
 import { Bridge } from '../../src/core/bridge.js';
@@ -24,6 +25,7 @@ import { PresenceVisibility } from '../../src/core/policy/presence-visibility.js
 import { MemoryQueue } from '../../src/core/queue/memory.js';
 import type { Consumer, ConsumerOptions, JobHandler } from '../../src/core/queue/queue.js';
 import { MemoryDeliveryLog, type DeliveryLog } from '../../src/core/state/delivered.js';
+import { createTracing, type BridgeTracing } from '../../src/telemetry/tracing.js';
 import { Router } from '../../src/core/router.js';
 import { AddressTranslator } from '../../src/mapping/address.js';
 import type { IdentitySource } from '../../src/mapping/identity-source.js';
@@ -496,16 +498,17 @@ describe('bridge roles: edges and a router sharing one queue', () => {
   });
 
   /** A SIP edge, an XMPP edge and a router, as three processes would run them on one Redis. */
-  async function split() {
+  async function split(tracing?: BridgeTracing) {
     const logger = silentLogger();
     const queue = new MemoryQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
     const translator = new AddressTranslator({ componentDomain: COMPONENT, xmppDomains: ['xmpp.test'] });
-    const router = new Router({ translator, queue, logger, identities: aliceOnly() });
+    const router = new Router({ translator, queue, logger, identities: aliceOnly(), ...(tracing === undefined ? {} : { tracing }) });
     const adapters = {} as Record<Side, RecordingAdapter>;
     const make = (role: 'sip-edge' | 'xmpp-edge' | 'router') =>
       new Bridge({
         queue,
         role,
+        ...(tracing === undefined ? {} : { tracing }),
         ...(role === 'router' ? { router } : {}),
         logger,
         drainTimeoutMs: 100,
@@ -524,6 +527,21 @@ describe('bridge roles: edges and a router sharing one queue', () => {
     await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'via the router'));
     const [delivered] = await waitFor('SIP delivery', () => (adapters.sip.sent.length ? adapters.sip.sent : undefined));
     expect(delivered).toMatchObject({ kind: 'message', body: 'via the router', to: { side: 'sip', user: 'alice', domain: 'corp.example' } });
+  });
+
+  it('keeps one trace from the router to the delivering edge, its context carried inside the queued event', async () => {
+    const exporter = new InMemorySpanExporter();
+    const { adapters } = await split(createTracing({ enabled: true, exporter }));
+    await adapters.xmpp.hooks.onEvent(fromJuliet('+15551234567', 'traced'));
+    await waitFor('SIP delivery', () => (adapters.sip.sent.length ? adapters.sip.sent : undefined));
+    const spans = await waitFor('two spans', () => (exporter.getFinishedSpans().length >= 2 ? exporter.getFinishedSpans() : undefined));
+    const route = spans.find((sp) => sp.name === 'route message');
+    const send = spans.find((sp) => sp.name === 'sip send message');
+    expect(route).toBeDefined();
+    expect(send?.spanContext().traceId).toBe(route?.spanContext().traceId);
+    expect(send?.parentSpanContext?.spanId).toBe(route?.spanContext().spanId);
+    // What crossed the queue is plain JSON, as through Redis.
+    expect(JSON.parse(JSON.stringify(adapters.sip.sent[0]))).toMatchObject({ trace: { traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-/) } });
   });
 
   it('accepts at the edge and turns a later refusal into a failure back to the sender', async () => {
