@@ -9,7 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 import { BridgeError } from '../errors.js';
-import { openRedis, type RedisConnection } from '../state/redis-connection.js';
+import { RedisGate, type RedisConnection } from '../state/redis-connection.js';
 import { checkBucketOptions, costError, type RateDecision, type RateLimiter, type TokenBucketOptions } from './rate-limit.js';
 
 export interface RedisRateLimiterOptions extends TokenBucketOptions {
@@ -55,14 +55,10 @@ return {allowed, retry}
 `;
 
 export class RedisRateLimiter implements RateLimiter {
-  private readonly redis: Redis & LimiterCommands;
+  private readonly gate: RedisGate<Redis & LimiterCommands>;
   private readonly keyPrefix: string;
   private readonly ttlMs: string;
-  private readonly commandTimeoutMs: number;
-  private everReady = false;
   private closed = false;
-  /** Resolves at the first connection: takes made before it wait for it, not fail. */
-  private readonly firstReady: Promise<void>;
 
   constructor(private readonly options: RedisRateLimiterOptions) {
     checkBucketOptions(options);
@@ -70,13 +66,13 @@ export class RedisRateLimiter implements RateLimiter {
     // From empty to full, and never under a minute, so a process paused mid-flood (or a test
     // driving its own clock) does not find its drained bucket expired and full again.
     this.ttlMs = String(Math.max(60_000, Math.ceil((options.burst * 1000) / options.ratePerSecond) + 1000));
-    this.commandTimeoutMs = options.commandTimeoutMs ?? 1000;
-    this.redis = openRedis(options.connection) as Redis & LimiterCommands;
+    // Takes made before the first connection wait for it; connection errors surface in take().
+    this.gate = new RedisGate(options.connection, { code: 'RATE_LIMIT_UNAVAILABLE', name: 'the rate limiter (Redis)', commandTimeoutMs: options.commandTimeoutMs ?? 1000 });
     this.redis.defineCommand('rateTake', { numberOfKeys: 1, lua: TAKE });
-    this.firstReady = new Promise((resolve) => this.redis.once('ready', () => resolve()));
-    this.redis.on('ready', () => (this.everReady = true));
-    // Connection errors surface in take(), as a BridgeError the caller logs.
-    this.redis.on('error', () => undefined);
+  }
+
+  private get redis(): Redis & LimiterCommands {
+    return this.gate.redis;
   }
 
   async take(key: string, cost = 1): Promise<RateDecision> {
@@ -84,7 +80,7 @@ export class RedisRateLimiter implements RateLimiter {
     if (bad) throw bad;
     if (this.closed) throw new BridgeError('RATE_LIMIT_CLOSED', 'the rate limiter is closed', { condition: 'service-unavailable', retryable: true });
     const now = this.options.now === undefined ? '' : String(this.options.now());
-    const [allowed, retryAfterMs] = await this.call(() =>
+    const [allowed, retryAfterMs] = await this.gate.call('take', () =>
       this.redis.rateTake(this.keyPrefix + key, String(this.options.ratePerSecond), String(this.options.burst), String(cost), now, this.ttlMs),
     );
     return { allowed: allowed === 1, retryAfterMs };
@@ -94,29 +90,5 @@ export class RedisRateLimiter implements RateLimiter {
     if (this.closed) return;
     this.closed = true;
     await this.redis.quit().catch(() => this.redis.disconnect());
-  }
-
-  /** Runs `work` against Redis, turning "Redis is not there" into a prompt, retryable refusal. */
-  private async call<R>(work: () => Promise<R>): Promise<R> {
-    const unavailable = (cause: unknown) =>
-      new BridgeError('RATE_LIMIT_UNAVAILABLE', 'rate limiter: Redis is not reachable', {
-        condition: 'remote-server-timeout',
-        sipStatus: 503,
-        retryable: true,
-        cause,
-      });
-    if (this.everReady && this.redis.status !== 'ready') throw unavailable(new Error(`connection ${this.redis.status}`));
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unavailable(new Error(`no answer within ${this.commandTimeoutMs} ms`))), this.commandTimeoutMs);
-    });
-    try {
-      if (!this.everReady) await Promise.race([this.firstReady, deadline]);
-      return await Promise.race([work(), deadline]);
-    } catch (err) {
-      throw err instanceof BridgeError ? err : unavailable(err);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }

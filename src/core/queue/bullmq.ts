@@ -18,7 +18,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../telemetry/logger.js';
 import { BridgeError } from '../errors.js';
 import { newEventId } from '../ids.js';
-import { FAIL_FAST, openRedis, type RedisConnection } from '../state/redis-connection.js';
+import { openRedis, RedisGate, type RedisConnection } from '../state/redis-connection.js';
 import {
   isUnrecoverable,
   retryDelay,
@@ -121,35 +121,35 @@ const SWEEP_MAX_BATCHES = 10_000;
 const CLOSE_GRACE_MS = 5_000;
 
 export class BullMQQueue implements Queue {
-  private readonly redis: Redis & LaneCommands;
+  /** Calls made before the first connection wait for it; once connected, an outage refuses at once. */
+  private readonly gate: RedisGate<Redis & LaneCommands>;
   private readonly bullQueues = new Map<string, BullQueue<TokenData>>();
   private readonly consumers = new Map<string, BullMQConsumer>();
   private readonly commandTimeoutMs: number;
   private closed = false;
-  private everReady = false;
-  /** Resolves at the first connection: calls made before it wait for it, not fail. */
-  private readonly firstReady: Promise<void>;
 
   constructor(private readonly options: BullMQQueueOptions) {
     this.commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
     // No offline queue and no resend after a reconnect: a command either reaches Redis now or
     // fails now, so an enqueue answered "unavailable" is not carried out behind the sender's back.
-    this.redis = openRedis(options.connection, FAIL_FAST) as Redis &
-      LaneCommands;
+    this.gate = new RedisGate(options.connection, {
+      code: 'QUEUE_UNAVAILABLE',
+      name: 'the queue store (Redis)',
+      commandTimeoutMs: this.commandTimeoutMs,
+      downMessage: 'queue store (Redis) unreachable: enqueue refused until it is back',
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
     this.redis.defineCommand('laneEnqueue', { numberOfKeys: 4, lua: ENQUEUE });
     this.redis.defineCommand('laneBegin', { numberOfKeys: 2, lua: BEGIN });
     this.redis.defineCommand('laneAck', { numberOfKeys: 4, lua: ACK });
-    this.firstReady = new Promise((resolve) => this.redis.once('ready', () => resolve()));
-    let down = false;
-    this.redis.on('ready', () => {
-      this.everReady = true;
-      if (down) options.logger?.info('queue store (Redis) reachable again');
-      down = false;
-    });
-    this.redis.on('error', (err: Error) => {
-      if (!down) options.logger?.warn({ err: err.message }, 'queue store (Redis) unreachable: enqueue refused until it is back');
-      down = true;
-    });
+  }
+
+  private get redis(): Redis & LaneCommands {
+    return this.gate.redis;
+  }
+
+  private withRedis<R>(what: string, work: () => Promise<R>): Promise<R> {
+    return this.gate.call(what, work);
   }
 
   async enqueue<T>(queue: string, data: T, options: EnqueueOptions = {}): Promise<string> {
@@ -256,7 +256,7 @@ export class BullMQQueue implements Queue {
   /** Gives every lane's head a token (no-op for those that have one), in bounded batches. */
   private async sweep(queue: string): Promise<void> {
     const keys = this.keys(queue);
-    await this.firstReady;
+    await this.gate.ready();
     let cursor = '0';
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
       const [next, lanes] = await this.redis.sscan(keys.lanes, cursor, 'COUNT', String(SWEEP_BATCH));
@@ -273,30 +273,6 @@ export class BullMQQueue implements Queue {
     }
   }
 
-  /** Runs `work` against Redis, turning "Redis is not there" into a prompt, retryable refusal. */
-  private async withRedis<R>(what: string, work: () => Promise<R>): Promise<R> {
-    const unavailable = (cause: unknown) =>
-      new BridgeError('QUEUE_UNAVAILABLE', `${what}: the queue store (Redis) is not reachable`, {
-        condition: 'remote-server-timeout',
-        sipStatus: 503,
-        retryable: true,
-        cause,
-      });
-    const status = this.redis.status;
-    if (this.everReady && status !== 'ready') throw unavailable(new Error(`connection ${status}`));
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unavailable(new Error(`no answer within ${this.commandTimeoutMs} ms`))), this.commandTimeoutMs);
-    });
-    try {
-      if (!this.everReady) await Promise.race([this.firstReady, deadline]);
-      return await Promise.race([work(), deadline]);
-    } catch (err) {
-      throw err instanceof BridgeError ? err : unavailable(err);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 }
 
 interface LaneKeys {

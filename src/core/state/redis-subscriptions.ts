@@ -12,7 +12,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../telemetry/logger.js';
 import { BridgeError } from '../errors.js';
-import { openRedis, type RedisConnection } from './redis-connection.js';
+import { RedisGate, type RedisConnection } from './redis-connection.js';
 import { serialiseRecord, type SubscriptionRecord, type SubscriptionRole, type SubscriptionStore } from './subscriptions.js';
 
 export interface RedisSubscriptionStoreOptions {
@@ -137,35 +137,35 @@ const SCAN_BATCH = 200;
 const SCAN_MAX_ROUNDS = 10_000;
 
 export class RedisSubscriptionStore implements SubscriptionStore {
-  private readonly redis: Redis & StoreCommands;
+  /** Calls made before the first connection wait for it; once connected, an outage refuses at once. */
+  private readonly gate: RedisGate<Redis & StoreCommands>;
   private readonly keyPrefix: string;
   private readonly ttlGraceMs: number;
   private readonly commandTimeoutMs: number;
-  private everReady = false;
   private closed = false;
-  /** Resolves at the first connection: calls made before it wait for it, not fail. */
-  private readonly firstReady: Promise<void>;
 
   constructor(private readonly options: RedisSubscriptionStoreOptions) {
     this.keyPrefix = `${options.prefix}:`;
     this.ttlGraceMs = options.ttlGraceMs ?? 3_600_000;
     this.commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
-    this.redis = openRedis(options.connection) as Redis & StoreCommands;
+    this.gate = new RedisGate(options.connection, {
+      code: 'STATE_UNAVAILABLE',
+      name: 'the subscription store (Redis)',
+      commandTimeoutMs: this.commandTimeoutMs,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
     this.redis.defineCommand('subPut', { numberOfKeys: 5, lua: PUT });
     this.redis.defineCommand('subDelete', { numberOfKeys: 2, lua: DELETE });
     this.redis.defineCommand('subRead', { numberOfKeys: 1, lua: READ });
     this.redis.defineCommand('subTake', { numberOfKeys: 1, lua: TAKE });
-    this.firstReady = new Promise((resolve) => this.redis.once('ready', () => resolve()));
-    let down = false;
-    this.redis.on('ready', () => {
-      this.everReady = true;
-      if (down) options.logger?.info('subscription store (Redis) reachable again');
-      down = false;
-    });
-    this.redis.on('error', (err: Error) => {
-      if (!down) options.logger?.warn({ err: err.message }, 'subscription store (Redis) unreachable');
-      down = true;
-    });
+  }
+
+  private get redis(): Redis & StoreCommands {
+    return this.gate.redis;
+  }
+
+  private call<R>(what: string, work: () => Promise<R>): Promise<R> {
+    return this.gate.call(what, work);
   }
 
   async put<D>(record: SubscriptionRecord<D>): Promise<void> {
@@ -287,28 +287,5 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     }
   }
 
-  /** Runs `work` against Redis, turning "Redis is not there" into a prompt, retryable refusal. */
-  private async call<R>(what: string, work: () => Promise<R>): Promise<R> {
-    const unavailable = (cause: unknown) =>
-      new BridgeError('STATE_UNAVAILABLE', `subscription store ${what}: Redis is not reachable`, {
-        condition: 'remote-server-timeout',
-        sipStatus: 503,
-        retryable: true,
-        cause,
-      });
-    if (this.everReady && this.redis.status !== 'ready') throw unavailable(new Error(`connection ${this.redis.status}`));
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unavailable(new Error(`no answer within ${this.commandTimeoutMs} ms`))), this.commandTimeoutMs);
-    });
-    try {
-      if (!this.everReady) await Promise.race([this.firstReady, deadline]);
-      return await Promise.race([work(), deadline]);
-    } catch (err) {
-      throw err instanceof BridgeError ? err : unavailable(err);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 }
 
