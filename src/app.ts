@@ -9,6 +9,7 @@ import { Bridge, type BridgeOptions } from './core/bridge.js';
 import { FederationPolicy } from './core/policy/federation.js';
 import { NumberRanges } from './core/policy/number-ranges.js';
 import { PartnerRegistry } from './core/policy/partners.js';
+import { RedisRateLimiter } from './core/policy/redis-rate-limit.js';
 import { PresenceVisibility } from './core/policy/presence-visibility.js';
 import { BullMQQueue } from './core/queue/bullmq.js';
 import { MemoryQueue } from './core/queue/memory.js';
@@ -33,6 +34,8 @@ export interface BridgeParts {
   readonly identities: IdentitySetup;
   readonly subscriptions: SubscriptionStore;
   readonly deliveries?: DeliveryLog;
+  /** Its rate-limit buckets (Redis connections when scaled out) close at stop. */
+  readonly federation?: FederationPolicy;
   /** Whether this role routes (asks identity sources): `all` and `router`. */
   readonly routes: boolean;
   readonly metrics: BridgeMetrics;
@@ -71,6 +74,7 @@ export class BridgeWithIdentities extends Bridge {
     await super.stop();
     await this.subscriptions.close();
     await this.parts.deliveries?.close();
+    await this.parts.federation?.close();
     if (this.parts.routes) await this.identities.chain.stop();
     // Both never reject; tracing waits at most 2 s for its last export.
     await this.parts.tracing.shutdown();
@@ -108,6 +112,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
   }
   const translator = new AddressTranslator({ componentDomain: config.xmpp.component, xmppDomains: config.mapping.xmppDomains });
   const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }));
+  const policy = federationOf(config, logger);
   const router = new Router({
     translator,
     identities: identities.chain,
@@ -115,7 +120,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     queue,
     logger: logger.child({ component: 'router' }),
     visibility: new PresenceVisibility(config.presence.visible),
-    ...federationOf(config, logger),
+    ...policy,
     metrics,
     tracing,
   });
@@ -146,7 +151,15 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
               watched: () => watchedXmppUsers(subscriptions, translator),
             }),
     },
-    { identities, subscriptions, ...(deliveries === undefined ? {} : { deliveries }), routes: config.role === 'all' || config.role === 'router', metrics, tracing },
+    {
+      identities,
+      subscriptions,
+      ...(deliveries === undefined ? {} : { deliveries }),
+      ...(policy.federation === undefined ? {} : { federation: policy.federation }),
+      routes: config.role === 'all' || config.role === 'router',
+      metrics,
+      tracing,
+    },
   );
 }
 
@@ -162,6 +175,13 @@ function federationOf(config: Readonly<BridgeConfig>, logger: Logger): { federat
       : new FederationPolicy({
           registry: new PartnerRegistry(config.federation, { logger: logger.child({ component: 'federation' }) }),
           local: { sip: config.mapping.sipDomains, xmpp: config.mapping.xmppDomains },
+          // Scaled out, every router draws on the same buckets, so a partner's limit is one limit.
+          ...(config.queue.backend === 'redis'
+            ? {
+                limiterFor: (bucket, kind) =>
+                  new RedisRateLimiter({ connection: config.redis.url, prefix: `${config.redis.prefix}-rate-${kind}`, ratePerSecond: bucket.ratePerSecond, burst: bucket.burst }),
+              }
+            : {}),
         });
   return {
     ...(federation === undefined ? {} : { federation }),

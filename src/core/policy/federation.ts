@@ -26,8 +26,11 @@ export interface FederationPolicyOptions {
   readonly registry: PartnerRegistry;
   /** Domains of the operator's own users, per side. */
   readonly local: { readonly sip: readonly string[]; readonly xmpp: readonly string[] };
-  /** Token buckets per partner and kind; default in memory (one process). */
-  readonly limiterFor?: (partner: Partner, kind: 'message' | 'subscription') => RateLimiter;
+  /**
+   * Makes the token bucket store for one partner and kind from its rate and burst; default in
+   * memory (one process). Scaled out, the app gives Redis-backed ones, shared by every router.
+   */
+  readonly limiterFor?: (bucket: { ratePerSecond: number; burst: number; maxKeys: number }, kind: 'message' | 'subscription') => RateLimiter;
 }
 
 /** Partners made up for unknown domains in open mode share one bounded limiter per kind. */
@@ -85,6 +88,12 @@ export class FederationPolicy {
     }
   }
 
+  /** Closes the bucket stores (Redis connections). */
+  async close(): Promise<void> {
+    await Promise.all([...this.limiters.values()].map((l) => l.close()));
+    this.limiters.clear();
+  }
+
   private isLocal(a: Address): boolean {
     return this.local[a.side].has(normalizeDomain(a.domain));
   }
@@ -104,13 +113,12 @@ export class FederationPolicy {
     let limiter = this.limiters.get(key);
     if (limiter === undefined) {
       const { limits } = partner;
-      limiter =
-        this.options.limiterFor?.(partner, kind) ??
-        new MemoryRateLimiter({
-          ratePerSecond: kind === 'message' ? limits.messagesPerSecond : limits.subscriptionsPerSecond,
-          burst: kind === 'message' ? limits.burst : Math.max(1, Math.ceil(limits.subscriptionsPerSecond)),
-          maxKeys: open ? MAX_OPEN_PARTNERS : 1,
-        });
+      const bucket = {
+        ratePerSecond: kind === 'message' ? limits.messagesPerSecond : limits.subscriptionsPerSecond,
+        burst: kind === 'message' ? limits.burst : Math.max(1, Math.ceil(limits.subscriptionsPerSecond)),
+        maxKeys: open ? MAX_OPEN_PARTNERS : 1,
+      };
+      limiter = this.options.limiterFor?.(bucket, kind) ?? new MemoryRateLimiter(bucket);
       this.limiters.set(key, limiter);
     }
     return limiter;
