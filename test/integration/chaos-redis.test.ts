@@ -57,11 +57,12 @@ let dir: string;
 let uasLog: string;
 let juliet: TestUser;
 let sipEdges: BridgeProcess[] = [];
-let xmppEdge: BridgeProcess;
-let router: BridgeProcess;
 let redisPrefix: string;
+let sipPorts: number[] = [];
+/** Every bridge process started, so afterAll stops them even when start-up failed half-way. */
+const processes: BridgeProcess[] = [];
 
-/** A disruption and when it began: a duplicate must straddle one. */
+/** A disruption and when it began: a duplicate must have been on its way when one began. */
 interface Disruption {
   readonly what: string;
   readonly at: number;
@@ -114,14 +115,17 @@ beforeAll(async () => {
     timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 },
   });
   const [p1, p2] = [await freePort(), await freePort()];
-  const started = await Promise.all([
-    startBridgeProcess({ name: 'router', config: { ...base, role: 'router' } }),
-    startBridgeProcess({ name: 'xmpp-edge', config: { ...base, role: 'xmpp-edge' } }),
-    startBridgeProcess({ name: 'sip-edge-1', config: { ...base, role: 'sip-edge', sip: sipConfig(p1) } }),
-    startBridgeProcess({ name: 'sip-edge-2', config: { ...base, role: 'sip-edge', sip: sipConfig(p2) } }),
-  ]);
-  [router, xmppEdge] = [started[0], started[1]];
-  sipEdges = [started[2], started[3]];
+  const launch = async (name: string, config: Record<string, unknown>): Promise<BridgeProcess> => {
+    const bridge = await startBridgeProcess({ name, config });
+    processes.push(bridge);
+    return bridge;
+  };
+  sipEdges = await Promise.all([
+    launch('sip-edge-1', { ...base, role: 'sip-edge', sip: sipConfig(p1) }),
+    launch('sip-edge-2', { ...base, role: 'sip-edge', sip: sipConfig(p2) }),
+    launch('xmpp-edge', { ...base, role: 'xmpp-edge' }),
+    launch('router', { ...base, role: 'router' }),
+  ]).then((all) => all.slice(0, 2));
   sipPorts = [p1, p2];
   juliet = await connectUser(prosody, prosody.users[0]!);
   julietSeen.watch(juliet);
@@ -131,19 +135,17 @@ afterAll(async () => {
   // CHAOS_LOG_DIR=dir keeps each process's log for a look after the run.
   const keep = process.env['CHAOS_LOG_DIR'];
   if (keep) {
-    for (const p of [...sipEdges, xmppEdge, router].filter((b) => b !== undefined)) await writeFile(join(keep, `${p.name}.log`), p.stdout());
+    for (const p of processes) await writeFile(join(keep, `${p.name}.log`), p.stdout());
     await writeFile(join(keep, 'uas-received.txt'), await readFile(uasLog, 'utf8').catch(() => ''));
     if (prosody) await writeFile(join(keep, 'prosody.log'), await prosody.log());
   }
   await juliet?.stop();
-  await Promise.allSettled([...sipEdges, xmppEdge, router].filter((p) => p !== undefined).map((p) => p.close()));
+  await Promise.allSettled(processes.map((p) => p.close()));
   await uas?.stop();
   await prosody?.stop();
   await redis?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-let sipPorts: number[] = [];
 
 /** SIP → XMPP: MESSAGEs over UDP to the two SIP edges in turn, retransmitted as a UAC would. */
 class SipLoad {
