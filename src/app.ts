@@ -111,7 +111,9 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     metrics.observeSubscriptions(async () => [{ role: 'all', count: await subscriptions.size() }]);
   }
   const translator = new AddressTranslator({ componentDomain: config.xmpp.component, xmppDomains: config.mapping.xmppDomains });
-  const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }));
+  const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }), (a) =>
+    metrics.identityLookup(a.source, a.outcome === 'found' || a.outcome === 'not-found' ? a.outcome : 'error', a.ms),
+  );
   const policy = federationOf(config, logger);
   const router = new Router({
     translator,

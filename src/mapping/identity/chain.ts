@@ -66,6 +66,8 @@ export interface IdentityChainOptions {
   readonly cache: IdentityCacheOptions;
   /** Clock for cache expiry and health timestamps. */
   readonly now?: () => number;
+  /** Told of every source asked (not of cache hits or skips): metrics of lookup latency and errors. */
+  readonly onAttempt?: (attempt: SourceAttempt) => void;
 }
 
 interface CacheEntry {
@@ -175,11 +177,15 @@ export class IdentityChain implements IdentitySource {
 
   private async ask(query: IdentityQuery, signal: AbortSignal | undefined): Promise<LookupTrace> {
     const attempts: SourceAttempt[] = [];
+    const record = (attempt: SourceAttempt): void => {
+      attempts.push(attempt);
+      if (attempt.outcome !== 'skipped') this.options.onAttempt?.(attempt);
+    };
     for (const source of this.options.sources) {
       if (signal?.aborted === true) break;
       const skippedUntil = this.healthOf.get(source)?.skippedUntil;
       if (skippedUntil !== undefined && this.now() < skippedUntil) {
-        attempts.push({ source: source.name, outcome: 'skipped', ms: 0, error: `failed recently; asked again from ${new Date(skippedUntil).toISOString()}` });
+        record({ source: source.name, outcome: 'skipped', ms: 0, error: `failed recently; asked again from ${new Date(skippedUntil).toISOString()}` });
         continue;
       }
       const started = performance.now();
@@ -188,15 +194,15 @@ export class IdentityChain implements IdentitySource {
         const ms = elapsed(started);
         this.answered(source);
         if (identity !== undefined) {
-          attempts.push({ source: source.name, outcome: 'found', ms });
+          record({ source: source.name, outcome: 'found', ms });
           return { query, identity, answeredBy: source.name, fromCache: false, attempts };
         }
-        attempts.push({ source: source.name, outcome: 'not-found', ms });
+        record({ source: source.name, outcome: 'not-found', ms });
       } catch (err) {
         const ms = elapsed(started);
         const timedOut = err instanceof SourceTimeout;
         const error = timedOut ? `no answer within ${this.options.sourceTimeoutMs} ms` : describe(err);
-        attempts.push({ source: source.name, outcome: timedOut ? 'timeout' : 'error', ms, error });
+        record({ source: source.name, outcome: timedOut ? 'timeout' : 'error', ms, error });
         this.failed(source, timedOut ? new Error(error) : err, 'identity source failed; asking the next one', ms);
       }
     }

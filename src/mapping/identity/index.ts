@@ -5,7 +5,7 @@
 import type { MappingConfig } from '../../config/schema.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { IdentitySource } from '../identity-source.js';
-import { IdentityChain } from './chain.js';
+import { IdentityChain, type SourceAttempt } from './chain.js';
 import { EnumSource } from './enum.js';
 import { LdapSource } from './ldap.js';
 import { StaticSource } from './static.js';
@@ -23,7 +23,7 @@ export interface IdentitySetup {
  * Constructs every source (no I/O: files are read and directories connected at chain.start()).
  * @throws BridgeError for a source configuration that cannot be used (e.g. a bad inline row).
  */
-export function buildIdentityChain(mapping: Readonly<MappingConfig>, logger: Logger): IdentitySetup {
+export function buildIdentityChain(mapping: Readonly<MappingConfig>, logger: Logger, onAttempt?: (attempt: SourceAttempt) => void): IdentitySetup {
   const sources: IdentitySource[] = [];
   const reloadable: StaticSource[] = [];
   const { defaultRegion } = mapping;
@@ -47,7 +47,14 @@ export function buildIdentityChain(mapping: Readonly<MappingConfig>, logger: Log
         break;
     }
   }
-  const chain = new IdentityChain({ sources, logger, sourceTimeoutMs: mapping.sourceTimeoutMs, sourceRetryMs: mapping.sourceRetryMs, cache: mapping.cache });
+  const chain = new IdentityChain({
+    sources,
+    logger,
+    sourceTimeoutMs: mapping.sourceTimeoutMs,
+    sourceRetryMs: mapping.sourceRetryMs,
+    cache: mapping.cache,
+    ...(onAttempt === undefined ? {} : { onAttempt }),
+  });
   return { chain, reloadable };
 }
 
