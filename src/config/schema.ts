@@ -242,6 +242,11 @@ export const queueSchema = z.strictObject({
   maxBackoffMs: z.number().int().min(1).default(30_000),
   /** Events waiting per queue, at most; past it new inbound events are refused (resource-constraint). */
   maxPending: z.number().int().min(1).default(100_000),
+  /**
+   * Redis: how long a job stays with a worker that stopped answering (a process killed) before
+   * another takes it, and how often workers look. Shorter recovers sooner after a crash.
+   */
+  lockDurationMs: z.number().int().min(1000).max(300_000).default(10_000),
 });
 
 const PRESENTITY_PATTERN = /^(sip:)?[^@\s]+@[^@\s/]+$/i;
@@ -284,7 +289,7 @@ export const configSchema = z
     xmpp: xmppSchema,
     mapping: mappingSchema,
     presence: presenceSchema.default({ visible: [], defaultExpiresS: 3600, minExpiresS: 60, maxExpiresS: 86_400, maxSubscriptions: 100_000 }),
-    queue: queueSchema.default({ backend: 'memory', maxAttempts: 5, backoffMs: 200, maxBackoffMs: 30_000, maxPending: 100_000 }),
+    queue: queueSchema.default({ backend: 'memory', maxAttempts: 5, backoffMs: 200, maxBackoffMs: 30_000, maxPending: 100_000, lockDurationMs: 10_000 }),
     /**
      * Federation partners (issue 6): who may send from and to which domains, with what limits.
      * Unset: every domain is admitted, with a warning at start.

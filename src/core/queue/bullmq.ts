@@ -171,11 +171,18 @@ export class BullMQQueue implements Queue {
         String(Date.now()),
         String(this.options.maxPending),
       );
-      // Give the lane's head its token even when it is not this job: a lane whose token was
-      // lost between these two steps (a crash) moves again with the next job on it.
-      if (answer[0] !== -1 && answer[1] !== '') await this.addToken(queue, answer[1]);
       return answer;
     });
+    // Give the lane's head its token even when it is not this job: a lane whose token was
+    // lost between these two steps (a crash) moves again with the next job on it. The job is
+    // held once laneEnqueue answered, so a token that cannot be added now is not a refusal
+    // (the sender would be told "try later" for a message that will arrive): the next job on
+    // the lane or the periodic sweep adds it.
+    if (status !== -1 && value !== '') {
+      await this.withRedis(`lane token on ${queue}`, () => this.addToken(queue, String(value))).catch((err: unknown) =>
+        this.options.logger?.warn({ err, queue, job: id }, 'lane token not added; the sweep or the next job on the lane adds it'),
+      );
+    }
     if (status === -1) {
       throw new BridgeError('QUEUE_FULL', `queue ${queue} holds ${value} jobs, its limit`, {
         condition: 'resource-constraint',
