@@ -18,7 +18,8 @@ import { RedisDeliveryLog, type DeliveryLog } from './core/state/delivered.js';
 import { RedisSubscriptionStore } from './core/state/redis-subscriptions.js';
 import { MemorySubscriptionStore } from './core/state/memory-subscriptions.js';
 import type { SubscriptionStore } from './core/state/subscriptions.js';
-import { INBOUND_QUEUE, QUEUE_FOR, Router } from './core/router.js';
+import { DEDUPE_TTL_MS, INBOUND_QUEUE, QUEUE_FOR, Router } from './core/router.js';
+import { RedisDedupeClaims } from './core/state/redis-dedupe.js';
 import { createMetrics, type BridgeMetrics } from './telemetry/metrics.js';
 import { createTracing, type BridgeTracing } from './telemetry/tracing.js';
 import { AddressTranslator } from './mapping/address.js';
@@ -36,6 +37,7 @@ export interface BridgeParts {
   readonly deliveries?: DeliveryLog;
   /** Its rate-limit buckets (Redis connections when scaled out) close at stop. */
   readonly federation?: FederationPolicy;
+  readonly dedupe?: RedisDedupeClaims;
   /** Whether this role routes (asks identity sources): `all` and `router`. */
   readonly routes: boolean;
   readonly metrics: BridgeMetrics;
@@ -75,6 +77,7 @@ export class BridgeWithIdentities extends Bridge {
     await this.subscriptions.close();
     await this.parts.deliveries?.close();
     await this.parts.federation?.close();
+    await this.parts.dedupe?.close();
     if (this.parts.routes) await this.identities.chain.stop();
     // Both never reject; tracing waits at most 2 s for its last export.
     await this.parts.tracing.shutdown();
@@ -96,7 +99,7 @@ export class BridgeWithIdentities extends Bridge {
 }
 
 export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): BridgeWithIdentities {
-  const { queue, subscriptions, deliveries } = backends(config, logger);
+  const { queue, subscriptions, deliveries, dedupe } = backends(config, logger);
   const { telemetry } = config;
   const metrics = createMetrics({ enabled: telemetry.metrics, serviceName: telemetry.serviceName });
   const tracing = createTracing({
@@ -123,6 +126,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     logger: logger.child({ component: 'router' }),
     visibility: new PresenceVisibility(config.presence.visible),
     ...policy,
+    ...(dedupe === undefined ? {} : { dedupe }),
     metrics,
     tracing,
   });
@@ -158,6 +162,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
       subscriptions,
       ...(deliveries === undefined ? {} : { deliveries }),
       ...(policy.federation === undefined ? {} : { federation: policy.federation }),
+      ...(dedupe === undefined ? {} : { dedupe }),
       routes: config.role === 'all' || config.role === 'router',
       metrics,
       tracing,
@@ -195,7 +200,10 @@ function federationOf(config: Readonly<BridgeConfig>, logger: Logger): { federat
  * The queue, the subscription store and the delivery log: in memory (no log needed: the memory
  * queue hands a job out once), or on Redis shared by several processes.
  */
-function backends(config: Readonly<BridgeConfig>, logger: Logger): { queue: Queue; subscriptions: SubscriptionStore; deliveries?: DeliveryLog } {
+function backends(
+  config: Readonly<BridgeConfig>,
+  logger: Logger,
+): { queue: Queue; subscriptions: SubscriptionStore; deliveries?: DeliveryLog; dedupe?: RedisDedupeClaims } {
   if (config.queue.backend === 'memory') {
     return { queue: new MemoryQueue(config.queue), subscriptions: new MemorySubscriptionStore({ maxRecords: config.presence.maxSubscriptions }) };
   }
@@ -209,6 +217,8 @@ function backends(config: Readonly<BridgeConfig>, logger: Logger): { queue: Queu
       logger: logger.child({ component: 'subscriptions' }),
     }),
     deliveries: new RedisDeliveryLog({ connection: url, prefix: `${prefix}-delivered` }),
+    // Several routers, or one restarted, still deliver a repeated message once.
+    dedupe: new RedisDedupeClaims({ connection: url, prefix: `${prefix}-dedupe`, ttlMs: DEDUPE_TTL_MS, logger: logger.child({ component: 'dedupe' }) }),
   };
 }
 

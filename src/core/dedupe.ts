@@ -38,3 +38,38 @@ export class DedupeWindow {
     }
   }
 }
+
+/**
+ * "Have I seen this message before?" as one atomic step, so two copies arriving at once (or at
+ * two router processes sharing Redis) are not both taken for new.
+ */
+export interface DedupeClaims {
+  /** True when `key` was not claimed yet and now is; false for a repeat. */
+  claim(key: string): Promise<boolean>;
+  /** Forgets a claim whose message was refused, so its resend is asked again. */
+  release(key: string): Promise<void>;
+}
+
+/** One process: the window in memory. */
+export class MemoryDedupeClaims implements DedupeClaims {
+  private readonly window: DedupeWindow;
+
+  constructor(
+    options: { ttlMs: number; maxEntries: number },
+    private readonly now: () => number = Date.now,
+  ) {
+    this.window = new DedupeWindow(options);
+  }
+
+  claim(key: string): Promise<boolean> {
+    const now = this.now();
+    if (this.window.has(key, now)) return Promise.resolve(false);
+    this.window.add(key, now);
+    return Promise.resolve(true);
+  }
+
+  release(key: string): Promise<void> {
+    this.window.delete(key);
+    return Promise.resolve();
+  }
+}

@@ -9,7 +9,7 @@ import { parseSipAor } from '../mapping/identity.js';
 import type { Logger } from '../telemetry/logger.js';
 import { directionOf, type BridgeMetrics } from '../telemetry/metrics.js';
 import type { BridgeTracing } from '../telemetry/tracing.js';
-import { DedupeWindow } from './dedupe.js';
+import { MemoryDedupeClaims, type DedupeClaims } from './dedupe.js';
 import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
 import type { FederationPolicy } from './policy/federation.js';
@@ -51,6 +51,8 @@ export interface RouterOptions {
   /** A span per routed event, its context carried in `event.trace` across the queue. */
   tracing?: BridgeTracing;
   now?: () => number;
+  /** Shared dedupe claims (Redis, several routers); default in memory. */
+  dedupe?: DedupeClaims;
   /** How long a dedupe key is remembered; SIP's longest transaction (64·T1) is well inside it. */
   dedupeTtlMs?: number;
   dedupeMaxEntries?: number;
@@ -64,15 +66,18 @@ const DENIAL_RULES: Readonly<Record<string, string>> = {
   NUMBER_NOT_OURS: 'number-not-ours',
 };
 
+/** How long a dedupe key is remembered by default. */
+export const DEDUPE_TTL_MS = 10 * 60_000;
+
 export class Router {
   private readonly now: () => number;
-  private readonly seen: DedupeWindow;
+  private readonly seen: DedupeClaims;
   private readonly numbers: E164Normalizer;
 
   constructor(private readonly options: RouterOptions) {
     this.now = options.now ?? Date.now;
     this.numbers = new E164Normalizer(options.defaultRegion === undefined ? {} : { defaultRegion: options.defaultRegion });
-    this.seen = new DedupeWindow({ ttlMs: options.dedupeTtlMs ?? 10 * 60_000, maxEntries: options.dedupeMaxEntries ?? 100_000 });
+    this.seen = options.dedupe ?? new MemoryDedupeClaims({ ttlMs: options.dedupeTtlMs ?? DEDUPE_TTL_MS, maxEntries: options.dedupeMaxEntries ?? 100_000 }, this.now);
   }
 
   /**
@@ -80,7 +85,6 @@ export class Router {
    * cannot be mapped (the adapter answers the sender at once).
    */
   async route(event: CanonicalEvent): Promise<void> {
-    const now = this.now();
     if (event.kind === 'failure') {
       await this.enqueue(event);
       return;
@@ -89,13 +93,12 @@ export class Router {
       this.options.logger.warn({ event: event.id, kind: event.kind, from: formatAddress(event.from) }, 'presence from one of our own addresses dropped (loop)');
       return;
     }
-    if (this.seen.has(event.dedupeKey, now)) {
+    // Claimed before the identity lookup awaits, so a copy arriving meanwhile (a retransmission
+    // on a new transaction) is absorbed too; released if this one is not queued after all.
+    if (!(await this.seen.claim(event.dedupeKey))) {
       this.options.logger.info({ event: event.id, dedupeKey: event.dedupeKey }, 'repeated message absorbed');
       return;
     }
-    // Claimed before the identity lookup awaits, so a copy arriving meanwhile (a retransmission
-    // on a new transaction) is absorbed too; released if this one is not queued after all.
-    this.seen.add(event.dedupeKey, now);
     const { metrics, tracing } = this.options;
     const direction = directionOf(event.origin);
     const span = tracing?.startSpan(`route ${event.kind}`, { 'bridge.event': event.id, 'bridge.origin': event.origin, 'bridge.origin_ref': event.originRef }, event.trace, 'internal');
@@ -112,7 +115,7 @@ export class Router {
       }
       await this.enqueue(routed);
     } catch (err) {
-      this.seen.delete(event.dedupeKey);
+      await this.seen.release(event.dedupeKey);
       metrics?.event(direction, event.kind, 'refused');
       if (err instanceof BridgeError) {
         if (err.code === 'RATE_LIMITED') metrics?.rateLimited((err as { partner?: string }).partner ?? 'unknown');

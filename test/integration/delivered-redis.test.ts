@@ -1,10 +1,12 @@
 /**
- * The delivery log on a private redis-server, beside the memory one: what one process marks
- * delivered, another sees; keys expire; prefixes keep bridges apart.
+ * The delivery log and the dedupe claims on a private redis-server, beside the memory ones: what
+ * one process marks delivered or claims, another sees; keys expire; prefixes keep bridges apart.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryDedupeClaims, type DedupeClaims } from '../../src/core/dedupe.js';
 import { MemoryDeliveryLog, RedisDeliveryLog, type DeliveryLog } from '../../src/core/state/delivered.js';
+import { RedisDedupeClaims } from '../../src/core/state/redis-dedupe.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
 
 let redis: RedisServer;
@@ -46,5 +48,31 @@ describe('RedisDeliveryLog keys', () => {
     expect(await other.delivered('e1')).toBe(false);
     await log.close();
     await other.close();
+  });
+});
+
+describe.each([
+  ['memory', () => { const one = new MemoryDedupeClaims({ ttlMs: 60_000, maxEntries: 100 }); return { a: one, b: one, close: async () => undefined }; }],
+  [
+    'redis',
+    () => {
+      const a = new RedisDedupeClaims({ connection: redis.url, prefix: 'd1', ttlMs: 60_000 });
+      const b = new RedisDedupeClaims({ connection: redis.url, prefix: 'd1', ttlMs: 60_000 });
+      return { a, b, close: async () => { await a.close(); await b.close(); } };
+    },
+  ],
+] as const)('%s dedupe claims (two routers)', (_name, open: () => { a: DedupeClaims; b: DedupeClaims; close: () => Promise<void> }) => {
+  it('grants a key once across routers, and again after a release', async () => {
+    const { a, b, close } = open();
+    const key = `sip:call-${Math.random()}:1:tag`;
+    try {
+      const both = await Promise.all([a.claim(key), b.claim(key)]);
+      expect(both.filter(Boolean)).toHaveLength(1);
+      expect(await a.claim(key)).toBe(false);
+      await b.release(key);
+      expect(await a.claim(key)).toBe(true);
+    } finally {
+      await close();
+    }
   });
 });
