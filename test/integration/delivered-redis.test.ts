@@ -52,13 +52,13 @@ describe('RedisDeliveryLog keys', () => {
 });
 
 describe.each([
-  ['memory', () => { const one = new MemoryDedupeClaims({ ttlMs: 60_000, maxEntries: 100 }); return { a: one, b: one, close: async () => undefined }; }],
+  ['memory', () => { const one = new MemoryDedupeClaims({ ttlMs: 60_000, maxEntries: 100 }); return { a: one, b: one, close: async (): Promise<void> => undefined }; }],
   [
     'redis',
     () => {
       const a = new RedisDedupeClaims({ connection: redis.url, prefix: 'd1', ttlMs: 60_000 });
       const b = new RedisDedupeClaims({ connection: redis.url, prefix: 'd1', ttlMs: 60_000 });
-      return { a, b, close: async () => { await a.close(); await b.close(); } };
+      return { a, b, close: async (): Promise<void> => { await a.close(); await b.close(); } };
     },
   ],
 ] as const)('%s dedupe claims (two routers)', (_name, open: () => { a: DedupeClaims; b: DedupeClaims; close: () => Promise<void> }) => {
