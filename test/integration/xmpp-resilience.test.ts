@@ -1,6 +1,7 @@
 /**
  * The component connection survives the server going away: a restart, and a frozen server
- * (SIGSTOP) that only the XEP-0199 ping can notice.
+ * (SIGSTOP) that only the XEP-0199 ping can notice; a stanza counts as sent only once the
+ * server has answered a ping written after it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messageEvent } from '../../src/core/events.js';
@@ -77,5 +78,27 @@ describe('XmppAdapter when the server goes away', () => {
       prosody.signal('SIGCONT');
     }
     await waitFor('online after thawing', () => (since(mark).join() === 'false,true' ? true : undefined), 20_000);
+  });
+
+  it('given Prosody freezes after a stanza is written, then the send is not taken as done: it fails retryable once unconfirmed', async () => {
+    await waitFor('online before freezing', () => (bridge.availability.at(-1) === true ? true : undefined), 20_000);
+    const mark = bridge.availability.length;
+    const event = messageEvent({
+      origin: 'sip',
+      from: { side: 'xmpp', user: 'bob', domain: prosody.component },
+      to: { side: 'xmpp', user: 'romeo', domain: prosody.domain },
+      body: 'written, never read',
+      dedupeKey: 'unconfirmed-1',
+      createdAt: Date.now(),
+    });
+    prosody.signal('SIGSTOP');
+    try {
+      // The socket takes the bytes (the kernel buffers them); only the server's answer to the
+      // ping behind them would confirm, and a frozen server gives none.
+      await expect(bridge.adapter.send(event)).rejects.toMatchObject({ code: 'XMPP_OFFLINE', retryable: true });
+    } finally {
+      prosody.signal('SIGCONT');
+    }
+    await waitFor('online after thawing', () => (since(mark).at(-1) === true ? true : undefined), 20_000);
   });
 });

@@ -92,9 +92,11 @@ export class XmppAdapter implements Adapter {
   }
 
   /**
-   * Resolves once the stanza is written to the server's socket. Rejects with a BridgeError:
-   * retryable XMPP_OFFLINE while the server is away; non-retryable when the stanza would make
-   * the server close the stream (foreign from, too large, illegal character).
+   * Resolves once the server has processed the stanza (a ping after it answered: see
+   * ComponentConnection.sendConfirmed), so a job is acknowledged only for what the server
+   * really took. Rejects with a BridgeError: retryable XMPP_OFFLINE while the server is away or
+   * when the connection drops before the confirmation; non-retryable when the stanza would
+   * make the server close the stream (foreign from, too large, illegal character).
    */
   async send(event: CanonicalEvent): Promise<void> {
     const stanza = toStanza(event);
@@ -108,7 +110,7 @@ export class XmppAdapter implements Adapter {
       this.announced.forget(event.from, event.to);
     }
     try {
-      await this.connection.send(stanza);
+      await this.connection.sendConfirmed(stanza);
     } catch (err) {
       this.sent.forget(event.id);
       throw toBridgeError(err);

@@ -32,6 +32,11 @@ export function offlineError(detail: string): BridgeError {
   });
 }
 
+interface Waiter {
+  resolve(): void;
+  reject(err: BridgeError): void;
+}
+
 export class ComponentConnection {
   private entity: Component | undefined;
   private online = false;
@@ -44,6 +49,10 @@ export class ComponentConnection {
   private pingPending: { id: string; deadline: NodeJS.Timeout } | undefined;
   private inFlight = 0;
   private readonly slotWaiters: Array<(ok: boolean) => void> = [];
+  /** The barrier ping in flight, and the writes it confirms once answered. */
+  private barrier: { id: string; waiters: Waiter[]; deadline: NodeJS.Timeout } | undefined;
+  /** Writes made after the barrier in flight was sent: the next barrier confirms them. */
+  private barrierQueue: Waiter[] = [];
 
   constructor(
     private readonly config: XmppConfig,
@@ -135,6 +144,59 @@ export class ComponentConnection {
     } finally {
       this.releaseSlot();
     }
+  }
+
+  /**
+   * Writes one stanza and resolves once the server has processed it: a XEP-0199 ping sent after
+   * the write is answered, and a server handles a stream's stanzas in order (RFC 6120 §10.1).
+   * A socket write alone proves nothing: a stanza written while the server shuts down is lost
+   * without a trace. One ping confirms every write made before it, so a burst costs one round
+   * trip. Rejects (retryable) when the connection drops first: the stanza may or may not have
+   * arrived, and a retry is the at-least-once side of that window.
+   */
+  async sendConfirmed(stanza: Element): Promise<void> {
+    await this.send(stanza);
+    await new Promise<void>((resolve, reject) => {
+      this.barrierQueue.push({ resolve, reject });
+      if (this.barrier === undefined) this.sendBarrier();
+    });
+  }
+
+  private sendBarrier(): void {
+    const entity = this.entity;
+    const waiters = this.barrierQueue;
+    this.barrierQueue = [];
+    if (waiters.length === 0) return;
+    if (!this.online || entity === undefined) {
+      for (const w of waiters) w.reject(offlineError('connection lost before the server confirmed the stanza'));
+      return;
+    }
+    const id = `confirm-${randomToken(9)}`;
+    const { timeoutMs } = this.config.ping;
+    const deadline = setTimeout(() => {
+      this.failBarrier(offlineError(`no confirmation from the XMPP server within ${timeoutMs} ms`));
+      void this.dropSocket();
+    }, timeoutMs);
+    this.barrier = { id, waiters, deadline };
+    const ping = xml('iq', { type: 'get', id, from: this.config.component, to: serverDomain(this.config.component) }, xml('ping', { xmlns: 'urn:xmpp:ping' }));
+    entity.send(ping).catch(() => undefined); // a dead socket is the deadline's (or markOffline's) business
+  }
+
+  /** Answered: everything written before the barrier was processed; start the next one. */
+  private barrierAnswered(): void {
+    const barrier = this.barrier;
+    if (barrier === undefined) return;
+    clearTimeout(barrier.deadline);
+    this.barrier = undefined;
+    for (const w of barrier.waiters) w.resolve();
+    if (this.barrierQueue.length > 0) this.sendBarrier();
+  }
+
+  private failBarrier(err: BridgeError): void {
+    const barrier = this.barrier;
+    this.barrier = undefined;
+    if (barrier !== undefined) clearTimeout(barrier.deadline);
+    for (const w of [...(barrier?.waiters ?? []), ...this.barrierQueue.splice(0)]) w.reject(err);
   }
 
   private releaseSlot(): void {
@@ -254,6 +316,7 @@ export class ComponentConnection {
 
   private markOffline(): void {
     this.stopPing();
+    this.failBarrier(offlineError('connection lost before the server confirmed the stanza'));
     for (const wake of this.slotWaiters.splice(0)) wake(false);
     if (!this.online) return;
     this.online = false;
@@ -261,6 +324,11 @@ export class ComponentConnection {
   }
 
   private onStanza(stanza: Element): void {
+    if (stanza.name === 'iq' && this.barrier !== undefined && stanza.attrs['id'] === this.barrier.id) {
+      // A result or an error: either way the server has read everything before it.
+      this.barrierAnswered();
+      return;
+    }
     const pending = this.pingPending;
     if (stanza.name === 'iq' && pending !== undefined && stanza.attrs['id'] === pending.id) {
       // XEP-0199 §4.2: a result, or an error such as service-unavailable, both prove the
