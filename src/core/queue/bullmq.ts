@@ -43,7 +43,11 @@ export interface BullMQQueueOptions extends RetryPolicy {
   maxPending: number;
   /** How long enqueue and counts wait for Redis before answering "unavailable". Default 2000. */
   commandTimeoutMs?: number;
-  /** How often a consumer gives lanes that lost their token a new one. Default 60 000. */
+  /**
+   * How often a consumer gives lanes that lost their token a new one (a crash between a job's
+   * arrival and its token, Redis gone in between). Default 5 000: that is how late such a job
+   * can be, so it is short; one SSCAN pass over the lanes costs little.
+   */
   repairIntervalMs?: number;
   /**
    * How long a job stays with a worker that stopped renewing its lock (it died) before another
@@ -381,7 +385,7 @@ class BullMQConsumer implements Consumer {
     const repair = () =>
       void sweep().catch((err: unknown) => policy.logger?.warn({ queue: name, err: (err as Error).message }, 'lane sweep failed'));
     repair();
-    this.repairTimer = setInterval(repair, policy.repairIntervalMs ?? 60_000);
+    this.repairTimer = setInterval(repair, policy.repairIntervalMs ?? 5_000);
     this.repairTimer.unref();
   }
 
