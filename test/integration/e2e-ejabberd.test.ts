@@ -13,7 +13,7 @@ import type { Bridge } from '../../src/core/bridge.js';
 import { createLogger, silentLogger } from '../../src/telemetry/logger.js';
 import { startEjabberd, type Ejabberd } from '../support/ejabberd.js';
 import { freePort, waitFor } from '../support/ports.js';
-import { header, rawRequest, RawUdpPeer, statusOf } from '../support/raw-sip.js';
+import { header, newBranch, rawRequest, RawUdpPeer, statusOf } from '../support/raw-sip.js';
 import { SipWatcher, subscriptionState } from '../support/sip-watcher.js';
 import { startSipp } from '../support/sipp.js';
 import { connectUser, requestRoster, type TestUser } from '../support/xmpp-client.js';
@@ -132,6 +132,40 @@ describe('presence through ejabberd', () => {
       await proxy.close();
     }
   });
+
+  it('given juliet watches a SIP user, when she logs in again, then ejabberd probes the bridge and the new session gets the SIP user’s presence', async () => {
+    const carolJid = `carol\\40corp.example@${ejabberd.component}`;
+    const proxy = await UdpProxy.bind(proxyPort);
+    let second: TestUser | undefined;
+    try {
+      await juliet.client.send(xml('presence', { to: carolJid, type: 'subscribe', id: 'ej-sub-carol' }));
+      const subscribe = await waitFor('the SUBSCRIBE for carol', () => proxy.received.find((m) => m.startsWith('SUBSCRIBE sip:carol@corp.example')));
+      await proxy.answer(subscribe, '200 OK', ['Expires: 600', `Contact: <sip:carol@127.0.0.1:${proxyPort}>`]);
+      // Carol's presence server accepts at once and tells her state (RFC 6665 §4.2.1.2).
+      await proxy.notify(subscribe, bridgePort, 1, 'active;expires=600', 'open', 'at my desk');
+      await waitFor('the 200 to the NOTIFY', () => proxy.received.find((m) => m.startsWith('SIP/2.0 200') && header(m, 'CSeq') === '1 NOTIFY'));
+      await juliet.next((el) => el.name === 'presence' && el.attrs['type'] === 'subscribed' && el.attrs['from'] === carolJid);
+      await juliet.next((el) => el.name === 'presence' && el.attrs['from']?.startsWith(carolJid) === true && el.getChildText('status') === 'at my desk');
+
+      // A second session: ejabberd probes carol for it (from juliet's full JID, where RFC 6121
+      // §4.3.1 says the bare one); the bridge answers from the state it holds.
+      second = await connectUser(ejabberd, ejabberd.users[0]!, 'second');
+      const probed = await second.next((el) => el.name === 'presence' && el.attrs['from']?.startsWith(carolJid) === true && el.getChildText('status') === 'at my desk');
+      expect(probed.attrs['to']).toBe(second.jid);
+      expect(probed.attrs['type']).toBeUndefined();
+
+      // Unsubscribing ends the SIP subscription, so nothing is left for the bridge at stop.
+      await juliet.client.send(xml('presence', { to: carolJid, type: 'unsubscribe' }));
+      const ending = await waitFor('the un-SUBSCRIBE for carol', () => proxy.received.find((m) => m.startsWith('SUBSCRIBE sip:') && /^0$/.test(header(m, 'Expires') ?? '')));
+      await proxy.answer(ending, '200 OK', ['Expires: 0']);
+      // RFC 6665 §4.2.1.4: the notifier's last NOTIFY ends the subscription.
+      await proxy.notify(subscribe, bridgePort, 2, 'terminated;reason=timeout', 'closed', 'gone');
+      await waitFor('the 200 to the last NOTIFY', () => proxy.received.find((m) => m.startsWith('SIP/2.0 200') && header(m, 'CSeq') === '2 NOTIFY'));
+    } finally {
+      await second?.stop();
+      await proxy.close();
+    }
+  });
 });
 
 /** The first final response a raw peer receives (provisional ones skipped), bounded. */
@@ -142,6 +176,9 @@ async function waitForFinal(peer: RawUdpPeer): Promise<string> {
   }
   throw new Error('no final response among the first 10 messages');
 }
+
+/** The tag the fake proxy puts on the dialogs it answers. */
+const PROXY_TAG = 'proxy1';
 
 /** A bare UDP socket on the outbound proxy's port that keeps what it receives and can answer. */
 class UdpProxy {
@@ -163,20 +200,62 @@ class UdpProxy {
   }
 
   /** A response to `request` (RFC 3261 §8.2.6.2: Via, From, To, Call-ID and CSeq copied) back to its Via. */
-  answer(request: string, status: string): Promise<void> {
+  answer(request: string, status: string, extra: string[] = []): Promise<void> {
     const via = header(request, 'Via') ?? '';
     const port = Number(/^SIP\/2\.0\/UDP [^:;\s]+:(\d+)/i.exec(via)?.[1] ?? 5060);
-    const text = [
-      `SIP/2.0 ${status}`,
-      `Via: ${via}`,
-      `From: ${header(request, 'From') ?? ''}`,
-      `To: ${header(request, 'To') ?? ''};tag=proxy1`,
-      `Call-ID: ${header(request, 'Call-ID') ?? ''}`,
-      `CSeq: ${header(request, 'CSeq') ?? ''}`,
-      'Content-Length: 0',
-      '',
-      '',
+    const to = header(request, 'To') ?? '';
+    return this.send(
+      [
+        `SIP/2.0 ${status}`,
+        `Via: ${via}`,
+        `From: ${header(request, 'From') ?? ''}`,
+        `To: ${/;tag=/.test(to) ? to : `${to};tag=${PROXY_TAG}`}`,
+        `Call-ID: ${header(request, 'Call-ID') ?? ''}`,
+        `CSeq: ${header(request, 'CSeq') ?? ''}`,
+        ...extra,
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+      port,
+    );
+  }
+
+  /** NOTIFY number `cseq` in the dialog `subscribe` created (RFC 6665 §4.2.2), with a PIDF body (RFC 3863). */
+  notify(subscribe: string, port: number, cseq: number, state: string, basic: 'open' | 'closed', note: string): Promise<void> {
+    const target = /<([^>]+)>/.exec(header(subscribe, 'Contact') ?? '')?.[1] ?? '';
+    const body = [
+      '<?xml version="1.0" encoding="UTF-8"?>',
+      '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@corp.example">',
+      `<tuple id="phone"><status><basic>${basic}</basic></status><note>${note}</note></tuple>`,
+      '</presence>',
     ].join('\r\n');
+    return this.send(
+      [
+        `NOTIFY ${target} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${newBranch()};rport`,
+        'Max-Forwards: 70',
+        `From: ${header(subscribe, 'To') ?? ''};tag=${PROXY_TAG}`,
+        `To: ${header(subscribe, 'From') ?? ''}`,
+        `Call-ID: ${header(subscribe, 'Call-ID') ?? ''}`,
+        `CSeq: ${cseq} NOTIFY`,
+        `Contact: <sip:carol@127.0.0.1:${this.port}>`,
+        'Event: presence',
+        `Subscription-State: ${state}`,
+        'Content-Type: application/pidf+xml',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n'),
+      port,
+    );
+  }
+
+  private get port(): number {
+    return this.socket.address().port;
+  }
+
+  private send(text: string, port: number): Promise<void> {
     return new Promise((resolve, reject) => this.socket.send(text, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
   }
 
