@@ -6,7 +6,8 @@
  * Run from the repo root: npm run bench:e2e  (RATES=250,500 STEP_S=5 SYSTEMS=bridge,ceiling,kamailio)
  */
 import { execSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { startBridgeProcess, type BridgeProcess } from '../test/support/bridge-process.js';
 import { freePort } from '../test/support/ports.js';
@@ -25,7 +26,14 @@ const MAX_LOSS = 0.001;
 /** A step's stragglers get this long after the last send without any new arrival. */
 const IDLE_DRAIN_MS = 3_000;
 const MAX_DRAIN_MS = 30_000;
-const NUMBER = '+15551234567';
+/**
+ * Distinct sender/recipient pairs the load is spread over. The bridge keeps each pair's messages
+ * in order, so one pair measures a single conversation's ceiling, many pairs the gateway's.
+ */
+const CONVERSATIONS = Number(process.env['CONVERSATIONS'] ?? 100);
+/** SIP users alice1…aliceK; XMPP users reach aliceK at +1555123KKKK (K < 10,000). */
+const SIP_USERS = Array.from({ length: CONVERSATIONS }, (_, i) => `alice${i + 1}`);
+const numberOf = (i: number) => `+1555123${String(10_000 + i + 1).slice(1)}`;
 
 type Direction = 'sip→xmpp' | 'xmpp→sip';
 
@@ -38,6 +46,11 @@ interface Step {
   p99Ms: number;
   cpuMsPer1k: number | null;
   rssMiB: number | null;
+  /** How long sending took: sipp or the pacer may fall behind the nominal rate. */
+  sendS: number;
+  /** Prosody's and this process's (the XMPP clients') CPU, to tell who ran out first. */
+  prosodyCpuMsPer1k: number;
+  harnessCpuMsPer1k: number;
   wallS: number;
 }
 
@@ -84,6 +97,22 @@ async function pace(rate: number, count: number, fn: (n: number) => void): Promi
   }
 }
 
+let prosodyPid = -1;
+
+/** Peers still running: stopped on Ctrl-C too, so no Prosody or bridge outlives the bench. */
+const running = new Set<() => Promise<unknown>>();
+async function tracked<T extends { stop(): Promise<unknown> } | { close(): Promise<unknown> }>(peer: T): Promise<T> {
+  const stop = 'close' in peer ? () => peer.close() : () => peer.stop();
+  running.add(stop);
+  return peer;
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    progressLine(`stopping peers (${sig})\n`);
+    void Promise.allSettled([...running].map((stop) => stop())).then(() => process.exit(130));
+  });
+}
+
 async function runStep(lane: Lane, rate: number, seconds = STEP_S, tag = String(rate)): Promise<Step> {
   const count = rate * seconds;
   const step = `${lane.system}.${lane.direction === 'sip→xmpp' ? 's2x' : 'x2s'}.${tag}`;
@@ -91,7 +120,10 @@ async function runStep(lane: Lane, rate: number, seconds = STEP_S, tag = String(
   const pids = lane.pids();
   const cpu0 = pids.length ? cpuMs(pids) : 0;
   let rss = pids.length ? rssBytes(pids) : 0;
+  const prosody0 = cpuMs([prosodyPid]);
+  const harness0 = process.cpuUsage();
   const t0 = performance.now();
+  let sendS: number;
   let sending = true;
   const ticker = setInterval(() => {
     if (pids.length) rss = Math.max(rss, rssBytes(pids));
@@ -99,6 +131,7 @@ async function runStep(lane: Lane, rate: number, seconds = STEP_S, tag = String(
   }, 1000);
   try {
     await lane.send(step, rate, count);
+    sendS = (performance.now() - t0) / 1000;
     sending = false;
     let last = await lane.progress();
     let lastChange = performance.now();
@@ -118,6 +151,8 @@ async function runStep(lane: Lane, rate: number, seconds = STEP_S, tag = String(
   const lat = (await lane.collect(step)).sort((a, b) => a - b);
   const received = lat.length;
   const cpu = pids.length ? cpuMs(pids) - cpu0 : 0;
+  const harness = process.cpuUsage(harness0);
+  const per1k = (ms: number) => +((ms * 1000) / count).toFixed(1);
   progressLine('');
   return {
     rate,
@@ -128,6 +163,9 @@ async function runStep(lane: Lane, rate: number, seconds = STEP_S, tag = String(
     p99Ms: +pct(lat, 99).toFixed(1),
     cpuMsPer1k: pids.length ? +((cpu * 1000) / count).toFixed(1) : null,
     rssMiB: pids.length ? +(rss / 1048576).toFixed(1) : null,
+    sendS: +sendS.toFixed(2),
+    prosodyCpuMsPer1k: per1k(cpuMs([prosodyPid]) - prosody0),
+    harnessCpuMsPer1k: per1k((harness.user + harness.system) / 1000),
     wallS: +wallS.toFixed(1),
   };
 }
@@ -140,7 +178,7 @@ async function runSeries(lane: Lane): Promise<Series> {
   for (const rate of RATES) {
     const s = await runStep(lane, rate);
     steps.push(s);
-    console.error(`${lane.system} ${lane.direction} ${rate}/s: ${s.received}/${s.sent} (loss ${(s.loss * 100).toFixed(2)}%), p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, CPU ${s.cpuMsPer1k ?? '-'} ms/1k, RSS ${s.rssMiB ?? '-'} MiB`);
+    console.error(`${lane.system} ${lane.direction} ${rate}/s (sent in ${s.sendS} s): ${s.received}/${s.sent} (loss ${(s.loss * 100).toFixed(2)}%), p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, CPU ${s.cpuMsPer1k ?? '-'} ms/1k, memory ${s.rssMiB ?? '-'} MiB; Prosody ${s.prosodyCpuMsPer1k} ms/1k, harness ${s.harnessCpuMsPer1k} ms/1k`);
     if (s.loss >= MAX_LOSS) break;
     sustained = rate;
     // Let queues and retransmissions settle before the next rate.
@@ -151,13 +189,14 @@ async function runSeries(lane: Lane): Promise<Series> {
 
 /** SIP side sends with sipp straight at `target`; `juliet` counts. */
 function sippToXmpp(system: string, pids: () => number[], target: { host: string; port: number }, user: string, domain: string, status: string, juliet: Endpoint): Lane {
+  const fromUsers = SIP_USERS;
   return {
     system,
     direction: 'sip→xmpp',
     pids,
     begin: async (step) => juliet.counter.begin(step),
     async send(step, rate, count) {
-      const uac = await startUac({ target, user, domain, step, rate, count, status, timeoutSec: STEP_S * 4 + 30 });
+      const uac = await startUac({ target, user, domain, step, rate, count, status, fromUsers, timeoutSec: STEP_S * 4 + 30 });
       await uac.done;
       await uac.stop();
     },
@@ -168,7 +207,7 @@ function sippToXmpp(system: string, pids: () => number[], target: { host: string
 }
 
 /** XMPP users send to `to`; a sipp UAS on `uasPort` answers and its log gives arrival times. */
-function xmppToSipp(system: string, pids: () => number[], senders: Endpoint[], to: string, uasPort: number): Lane {
+function xmppToSipp(system: string, pids: () => number[], senders: Endpoint[], to: (n: number) => string, uasPort: number): Lane {
   let uas: SippRun | undefined;
   let exited = false;
   return {
@@ -180,7 +219,7 @@ function xmppToSipp(system: string, pids: () => number[], senders: Endpoint[], t
       uas = await startUas(uasPort, count, STEP_S * 4 + 60);
       void uas.done.then(() => (exited = true));
     },
-    send: (step, rate, count) => pace(rate, count, (n) => senders[n % senders.length]!.send(to, step, n)),
+    send: (step, rate, count) => pace(rate, count, (n) => senders[n % senders.length]!.send(to(n), step, n)),
     progress: async () => (await uas!.messages()).length >> 10,
     complete: async () => exited,
     async collect(step) {
@@ -194,13 +233,13 @@ function xmppToSipp(system: string, pids: () => number[], senders: Endpoint[], t
 }
 
 /** Both ends XMPP: `from` sends paced to `to`, `counter` counts. */
-function xmppToXmpp(system: string, direction: Direction, senders: Endpoint[], to: string, counter: Counter): Lane {
+function xmppToXmpp(system: string, direction: Direction, senders: Endpoint[], to: (n: number) => string, counter: Counter): Lane {
   return {
     system,
     direction,
     pids: () => [],
     begin: async (step) => counter.begin(step),
-    send: (step, rate, count) => pace(rate, count, (n) => senders[n % senders.length]!.send(to, step, n)),
+    send: (step, rate, count) => pace(rate, count, (n) => senders[n % senders.length]!.send(to(n), step, n)),
     progress: async () => counter.latency.size,
     complete: async (count) => counter.latency.size >= count,
     collect: async () => [...counter.latency.values()],
@@ -211,7 +250,7 @@ function bridgeConfig(prosody: Prosody, sipPort: number, uasPort: number, queue:
   return {
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: sipPort }], outboundProxy: `sip:127.0.0.1:${uasPort};transport=udp` },
     xmpp: { component: prosody.component, server: { host: prosody.host, port: prosody.componentPort }, secret: prosody.secret },
-    mapping: { xmppDomains: [prosody.domain], identities: [{ e164: NUMBER, sip: 'sip:alice@corp.example' }] },
+    mapping: { xmppDomains: [prosody.domain], identities: SIP_USERS.map((u, i) => ({ e164: numberOf(i), sip: `sip:${u}@corp.example` })) },
     queue: { backend: queue },
     ...(redis ? { redis: { url: redis.url, prefix: redis.prefix() } } : {}),
     log: { level: 'info' },
@@ -238,7 +277,7 @@ function table(series: Series[]): string {
     const ratio = s.system.startsWith('bridge') || s.sustained === 0 || base === 0 ? '' : `${(base / s.sustained).toFixed(2)}×`;
     return `| ${s.system} | ${s.direction} | ${s.sustained || '<' + RATES[0]} | ${b?.p50Ms ?? '-'} | ${b?.p99Ms ?? '-'} | ${b?.cpuMsPer1k ?? '-'} | ${b?.rssMiB ?? '-'} | ${ratio} |${s.note ? ' ' + s.note : ''}`;
   });
-  const steps = series.flatMap((s) => s.steps.map((x) => `| ${s.system} | ${s.direction} | ${x.rate} | ${x.received}/${x.sent} | ${(x.loss * 100).toFixed(2)}% | ${x.p50Ms} | ${x.p99Ms} | ${x.cpuMsPer1k ?? '-'} | ${x.rssMiB ?? '-'} |`));
+  const steps = series.flatMap((s) => s.steps.map((x) => `| ${s.system} | ${s.direction} | ${x.rate} | ${Math.round(x.sent / x.sendS)} | ${x.received}/${x.sent} | ${(x.loss * 100).toFixed(2)}% | ${x.p50Ms} | ${x.p99Ms} | ${x.cpuMsPer1k ?? '-'} | ${x.rssMiB ?? '-'} | ${x.prosodyCpuMsPer1k} | ${x.harnessCpuMsPer1k} |`));
   return [
     '| system | direction | sustained msg/s (loss < 0.1%) | p50 ms | p99 ms | CPU ms / 1k msgs | memory MiB | bridge (memory) ÷ this |',
     '|---|---|---|---|---|---|---|---|',
@@ -246,8 +285,8 @@ function table(series: Series[]): string {
     '',
     'Every step:',
     '',
-    '| system | direction | rate /s | received | loss | p50 ms | p99 ms | CPU ms / 1k | memory MiB |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| system | direction | rate /s | achieved /s | received | loss | p50 ms | p99 ms | CPU ms / 1k | memory MiB | Prosody CPU ms / 1k | harness CPU ms / 1k |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...steps,
   ].join('\n');
 }
@@ -256,14 +295,17 @@ async function main(): Promise<void> {
   const started = new Date();
   const ceilingDomain = 'ceiling.xmpp.test';
   const gatewayDomain = 'kamailio.xmpp.test';
-  const prosody = await startProsody({
+  const prosody = await tracked(await startProsody({
     domain: 'xmpp.test',
     component: 'sip.xmpp.test',
     extraComponents: { [ceilingDomain]: 'ceiling-secret', [gatewayDomain]: 'kamailio-secret' },
     users: { juliet: 'juliet-pass', romeo: 'romeo-pass' },
-    // The debug log costs Prosody more than the routing does.
-    extraGlobalConfig: '',
-  });
+  }));
+  // The launcher logs at debug, which costs Prosody more than the routing does: info instead.
+  const configPath = join(prosody.dir, 'prosody.cfg.lua');
+  await writeFile(configPath, (await readFile(configPath, 'utf8')).replace('log = { debug =', 'log = { info ='));
+  await prosody.restart();
+  prosodyPid = prosody.pid();
   const series: Series[] = [];
   const cleanup: Array<() => Promise<void>> = [() => prosody.stop()];
   try {
@@ -275,16 +317,16 @@ async function main(): Promise<void> {
     for (const system of SYSTEMS) {
       if (system === 'bridge') {
         for (const queue of QUEUES) {
-          const redis = queue === 'redis' ? await startRedis({ private: true }) : undefined;
+          const redis = queue === 'redis' ? await tracked(await startRedis({ private: true })) : undefined;
           const sipPort = await freePort();
           const uasPort = await freePort();
           let bridge: BridgeProcess | undefined;
           try {
-            bridge = await startBridgeProcess({ name: `bench-${queue}`, config: bridgeConfig(prosody, sipPort, uasPort, queue, redis) });
+            bridge = await tracked(await startBridgeProcess({ name: `bench-${queue}`, config: bridgeConfig(prosody, sipPort, uasPort, queue, redis) }));
             const pid = bridge.pid()!;
             const name = `bridge-${queue}`;
             series.push(await runSeries(sippToXmpp(name, () => [pid], { host: '127.0.0.1', port: sipPort }, 'juliet', prosody.domain, '202', juliet)));
-            series.push(await runSeries(xmppToSipp(name, () => [pid], senders, `${NUMBER}@${prosody.component}`, uasPort)));
+            series.push(await runSeries(xmppToSipp(name, () => [pid], senders, (n) => `${numberOf(n % CONVERSATIONS)}@${prosody.component}`, uasPort)));
           } finally {
             await bridge?.close();
             await redis?.close();
@@ -293,8 +335,8 @@ async function main(): Promise<void> {
       } else if (system === 'ceiling') {
         const comp = await connectBenchComponent(prosody, ceilingDomain, 'ceiling-secret');
         try {
-          series.push(await runSeries(xmppToXmpp('prosody-component', 'sip→xmpp', [comp], `juliet@${prosody.domain}`, juliet.counter)));
-          series.push(await runSeries(xmppToXmpp('prosody-component', 'xmpp→sip', senders, `alice@${ceilingDomain}`, comp.counter)));
+          series.push(await runSeries(xmppToXmpp('prosody-component', 'sip→xmpp', [comp], () => `juliet@${prosody.domain}`, juliet.counter)));
+          series.push(await runSeries(xmppToXmpp('prosody-component', 'xmpp→sip', senders, (n) => `${SIP_USERS[n % CONVERSATIONS]!}@${ceilingDomain}`, comp.counter)));
         } finally {
           await comp.stop();
         }
@@ -302,10 +344,10 @@ async function main(): Promise<void> {
         const uasPort = await freePort();
         let gw: KamailioGateway | undefined;
         try {
-          gw = await startKamailioGateway({ prosody, domain: gatewayDomain, secret: 'kamailio-secret', uasPort });
+          gw = await tracked(await startKamailioGateway({ prosody, domain: gatewayDomain, secret: 'kamailio-secret', uasPort }));
           const pids = processTree(gw.pid());
           series.push(await runSeries(sippToXmpp('kamailio-xmpp', () => pids, { host: '127.0.0.1', port: gw.port }, `juliet*${prosody.domain}`, gatewayDomain, '200', juliet)));
-          series.push(await runSeries(xmppToSipp('kamailio-xmpp', () => pids, senders, `alice*corp.example@${gatewayDomain}`, uasPort)));
+          series.push(await runSeries(xmppToSipp('kamailio-xmpp', () => pids, senders, (n) => `${SIP_USERS[n % CONVERSATIONS]!}*corp.example@${gatewayDomain}`, uasPort)));
         } catch (err) {
           series.push({ system: 'kamailio-xmpp', direction: 'sip→xmpp', steps: [], sustained: 0, note: `not run: ${(err as Error).message.split('\n')[0]}` });
           console.error(err);
@@ -328,7 +370,6 @@ async function main(): Promise<void> {
 }
 
 async function writeResultsDoc(md: string, host: string, when: string): Promise<void> {
-  const { readFile } = await import('node:fs/promises');
   const path = 'docs/benchmarks/e2e.md';
   const doc = await readFile(path, 'utf8').catch(() => '');
   const begin = '<!-- results:begin -->';

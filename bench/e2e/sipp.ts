@@ -28,7 +28,7 @@ const uacScenario = (status: string) => `<?xml version="1.0" encoding="ISO-8859-
       MESSAGE sip:[service]@[to_domain] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
       Max-Forwards: 70
-      From: <sip:alice@corp.example>;tag=[pid]SIPpTag00[call_number]
+      From: <sip:[field0]@corp.example>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[to_domain]>
       Call-ID: [call_id]
       CSeq: 1 MESSAGE
@@ -70,6 +70,8 @@ export interface UacOptions {
   step: string;
   rate: number;
   count: number;
+  /** SIP users the MESSAGEs come from, in turn (one conversation each with the recipient). */
+  fromUsers: readonly string[];
   /** The final response the receiver sends (our bridge 202, Kamailio's route 200). */
   status: string;
   timeoutSec: number;
@@ -85,17 +87,19 @@ export async function startUac(o: UacOptions): Promise<SippRun> {
     // Enough calls open at once for a few seconds of backlog at this rate.
     '-l', String(Math.max(1000, o.rate * 10)),
     '-timeout', `${o.timeoutSec}s`,
+    '-inf', 'from.csv',
     `${o.target.host}:${o.target.port}`,
-  ], false);
+  ], false, undefined, { 'from.csv': `SEQUENTIAL\n${o.fromUsers.map((u) => `${u};`).join('\n')}\n` });
 }
 
 export async function startUas(port: number, count: number, timeoutSec: number): Promise<SippRun> {
   return run(UAS_SCENARIO, ['-m', String(count), '-timeout', `${timeoutSec}s`, '-trace_msg', '-message_file', 'messages.log'], true, port);
 }
 
-async function run(scenario: string, extra: string[], uas: boolean, fixedPort?: number): Promise<SippRun> {
+async function run(scenario: string, extra: string[], uas: boolean, fixedPort?: number, files: Record<string, string> = {}): Promise<SippRun> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-sipp-'));
   await writeFile(join(dir, 'scenario.xml'), scenario);
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   const port = fixedPort ?? (await freePort());
   const args = ['-sf', 'scenario.xml', '-t', 'u1', '-i', '127.0.0.1', '-p', String(port), '-bind_local', '-cp', String(await freePort()), '-nostdin', '-recv_timeout', '10s', ...extra];
   const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
