@@ -5,7 +5,8 @@
 #   for the directory's TLS), kamailio-presence-modules + kamailio-sqlite-modules (Kamailio as a
 #   presence server for the presence tests), redis-server (the Redis queue and state backends;
 #   the tests start their own on a free port), docker-compose (validates docker-compose.yml; no
-#   Docker engine is needed or started).
+#   Docker engine is needed or started), ejabberd (the second XMPP server the bridge is tested
+#   against; the tests start their own).
 # Usage: scripts/install-test-peers.sh           install what is missing (needs root)
 #        scripts/install-test-peers.sh --check   list what is missing, exit 1 if anything is
 set -euo pipefail
@@ -23,6 +24,7 @@ PEERS=(
   "openssl:openssl"
   "redis-server:redis-server"
   "docker-compose:docker-compose"
+  "ejabberd:ejabberdctl"
 )
 
 missing=()
@@ -45,7 +47,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server, docker-compose"
+  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server, docker-compose, ejabberd"
   exit 0
 fi
 
