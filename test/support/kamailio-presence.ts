@@ -5,12 +5,12 @@
  * tables in a temporary directory. Every PUBLISH and SUBSCRIBE is logged as a `presence-server:`
  * line so tests can see what reached it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, tcpAccepts, waitFor } from './ports.js';
-import { stopProcess } from './process.js';
+import { runKamailio } from './kamailio.js';
+import { freePort } from './ports.js';
 
 export interface KamailioPresenceOptions {
   /** Users for whom every SUBSCRIBE is refused with 403 (an authorization refused for good). */
@@ -43,41 +43,13 @@ export async function startKamailioPresence(options: KamailioPresenceOptions = {
   const cfgPath = join(dir, 'kamailio.cfg');
   await writeFile(cfgPath, config(port, db, options.refuse ?? []));
 
-  const check = spawnSync('kamailio', ['-c', '-f', cfgPath], { encoding: 'utf8' });
-  if (check.status !== 0) throw new Error(`kamailio presence config check failed:\n${check.stderr}`);
-
-  let output = '';
-  const child: ChildProcess = spawn(
-    'kamailio',
-    ['-f', cfgPath, '-DD', '-E', '-n', '2', '-N', '1', '-m', '32', '-M', '8', '-P', join(dir, 'kamailio.pid'), '-w', dir, '-Y', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  let exited = false;
-  child.once('exit', () => (exited = true));
-
-  try {
-    await waitFor(`kamailio presence server on 127.0.0.1:${port}`, async () => {
-      if (exited) throw new Error(`kamailio exited during start-up:\n${output}`);
-      return (await tcpAccepts(port)) || undefined;
-    }, 15_000, 50);
-  } catch (err) {
-    await stopProcess(child);
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
-
+  const run = await runKamailio(dir, cfgPath, port, `kamailio presence server on 127.0.0.1:${port}`);
   return {
     host: '127.0.0.1',
     port,
     uri: (transport) => `sip:127.0.0.1:${port};transport=${transport}`,
-    requests: () => [...output.matchAll(/presence-server: (.*)$/gm)].map((m) => m[1]!),
-    output: () => output,
-    async stop() {
-      await stopProcess(child);
-      await rm(dir, { recursive: true, force: true });
-    },
+    requests: () => [...run.output().matchAll(/presence-server: (.*)$/gm)].map((m) => m[1]!),
+    ...run,
   };
 }
 

@@ -38,9 +38,20 @@ export async function startKamailio(options: KamailioOptions): Promise<Kamailio>
   const cfgPath = join(dir, 'kamailio.cfg');
   await writeFile(cfgPath, config(port, options.routes));
 
-  const check = spawnSync('kamailio', ['-c', '-f', cfgPath], { encoding: 'utf8' });
-  if (check.status !== 0) throw new Error(`kamailio config check failed:\n${check.stderr}`);
+  const run = await runKamailio(dir, cfgPath, port, `kamailio listening on 127.0.0.1:${port}`);
+  return { host: '127.0.0.1', port, uri: (transport) => `sip:127.0.0.1:${port};transport=${transport}`, ...run };
+}
 
+/**
+ * Checks a config (`kamailio -c`), runs Kamailio in the foreground with its output kept, and
+ * waits until `port` accepts TCP. `stop()` ends it and removes `dir`; a failed start does too.
+ */
+export async function runKamailio(dir: string, cfgPath: string, port: number, what: string): Promise<{ output(): string; stop(): Promise<void> }> {
+  const check = spawnSync('kamailio', ['-c', '-f', cfgPath], { encoding: 'utf8' });
+  if (check.status !== 0) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`kamailio config check failed:\n${check.stderr}`);
+  }
   let output = '';
   const child: ChildProcess = spawn(
     'kamailio',
@@ -51,22 +62,20 @@ export async function startKamailio(options: KamailioOptions): Promise<Kamailio>
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   let exited = false;
   child.once('exit', () => (exited = true));
-
-  await waitFor(`kamailio listening on 127.0.0.1:${port}`, async () => {
-    if (exited) throw new Error(`kamailio exited during start-up:\n${output}`);
-    return (await tcpAccepts(port)) || undefined;
-  }, 15_000, 50);
-
-  return {
-    host: '127.0.0.1',
-    port,
-    uri: (transport) => `sip:127.0.0.1:${port};transport=${transport}`,
-    output: () => output,
-    async stop() {
-      await stopProcess(child);
-      await rm(dir, { recursive: true, force: true });
-    },
+  const stop = async (): Promise<void> => {
+    await stopProcess(child);
+    await rm(dir, { recursive: true, force: true });
   };
+  try {
+    await waitFor(what, async () => {
+      if (exited) throw new Error(`kamailio exited during start-up:\n${output}`);
+      return (await tcpAccepts(port)) || undefined;
+    }, 15_000, 50);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { output: () => output, stop };
 }
 
 function config(port: number, routes: KamailioRoute[]): string {
