@@ -145,6 +145,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
         side === 'sip'
           ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }), {
               subscriptions,
+              metrics,
               // Subscriptions in memory die with the process: end them cleanly at stop.
               releaseSubscriptionsOnStop: config.queue.backend === 'memory',
               presence: {

@@ -97,6 +97,7 @@ describe('health endpoints', () => {
     expect(value('sxb_events_total{direction="xmpp-to-sip",kind="message",outcome="refused",partner="none"}')).toBe(1);
     expect(value('sxb_delivery_latency_seconds_count{direction="sip-to-xmpp",kind="message"}')).toBe(1);
     expect(value('sxb_xmpp_connected')).toBe(1);
+    expect(value('sxb_sip_transactions_total{method="MESSAGE",status="202"}')).toBe(1);
   });
 
   it('serves nothing else', async () => {

@@ -17,6 +17,7 @@ import { MemorySubscriptionStore } from '../../core/state/memory-subscriptions.j
 import type { SubscriptionRecord, SubscriptionStore } from '../../core/state/subscriptions.js';
 import { conditionForSipStatus } from '../../mapping/error-conditions.js';
 import type { Logger } from '../../telemetry/logger.js';
+import type { BridgeMetrics } from '../../telemetry/metrics.js';
 import { headerValue, headerValues, type SipHeader, type SipRequest, type SipResponse } from './codec/message.js';
 import { buildResponse } from './codec/response.js';
 import { serializeMessage } from './codec/serialize.js';
@@ -63,6 +64,8 @@ export interface SipAdapterOptions {
   readonly subscriptions?: SubscriptionStore;
   /** Subscription durations in seconds (defaults: 3600, minimum 60, maximum 86 400). */
   readonly presence?: Partial<PresenceLimits>;
+  /** Transactions by method and final status (ours as client and as server). */
+  readonly metrics?: BridgeMetrics;
   /**
    * At stop, end every subscription (watchers told to come back in 30 s, our own SUBSCRIBEs
    * withdrawn): right when the store dies with the process (memory), wrong when other SIP edges
@@ -83,6 +86,7 @@ export class SipAdapter implements Adapter {
   private readonly subscriber: PresenceSubscriber;
   private running = false;
   private readonly releaseOnStop: boolean;
+  private readonly metrics: BridgeMetrics | undefined;
 
   /** No I/O here: sockets are opened by start(). */
   constructor(
@@ -103,6 +107,7 @@ export class SipAdapter implements Adapter {
       ...(options.maxServerTransactions === undefined ? {} : { maxServerTransactions: options.maxServerTransactions }),
     });
     this.releaseOnStop = options.releaseSubscriptionsOnStop === true;
+    this.metrics = options.metrics;
     this.subscriptions = options.subscriptions ?? new MemorySubscriptionStore({ maxRecords: DEFAULT_MAX_SUBSCRIPTIONS });
     const presence: PresenceContext = {
       store: this.subscriptions,
@@ -253,17 +258,22 @@ export class SipAdapter implements Adapter {
     const method = request.method;
     return new Promise<SipResponse>((resolve, reject) => {
       this.layer.request(request, to, {
-        onFinal: resolve,
+        onFinal: (res) => {
+          this.metrics?.sipTransaction(method, res.status);
+          resolve(res);
+        },
         // RFC 3261 §8.1.3.1: a transaction timeout is treated as 408. Not retryable: the
         // MESSAGE may have arrived and only the answer was lost, so a retry could duplicate it.
-        onTimeout: () =>
+        onTimeout: () => {
+          this.metrics?.sipTransaction(method, 'timeout');
           reject(
             new BridgeError('SIP_TIMEOUT', `no final response to ${method} within ${64 * this.config.timers.t1Ms} ms`, {
               condition: conditionForSipStatus(408),
               sipStatus: 408,
               retryable: false,
             }),
-          ),
+          );
+        },
         // §8.1.3.1: a transport error is treated as 503; retry only if nothing left the host.
         onTransportError: (err, sentBefore) =>
           reject(
@@ -416,6 +426,7 @@ export class SipAdapter implements Adapter {
       return;
     }
     tx.respond(response);
+    this.metrics?.sipTransaction(req.method, status);
   }
 
   private track<T>(work: Promise<T>): Promise<T> {
