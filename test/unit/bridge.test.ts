@@ -654,6 +654,27 @@ describe('bridge: federation policy and the toll-fraud guard', () => {
     await expect(adapters.sip.hooks.onEvent(fromSip('alice', 'corp.example', 4))).resolves.toBeUndefined();
   });
 
+  it('keeps another partner\'s messages flowing while one partner floods', async () => {
+    const registry = new PartnerRegistry(
+      partnersSchema.parse({
+        partners: [
+          { name: 'globex', side: 'sip', domains: ['globex.example'], limits: { messagesPerSecond: 1, burst: 2 } },
+          { name: 'initech', side: 'sip', domains: ['initech.example'], limits: { messagesPerSecond: 1, burst: 5 } },
+        ],
+      }),
+    );
+    const built = build({ federation: new FederationPolicy({ registry, local: { sip: ['corp.example'], xmpp: ['xmpp.test'] } }) });
+    await built.bridge.start();
+    stop = () => built.bridge.stop();
+    const { adapters } = built;
+    // A bounded flood from globex: 50 messages, all but its burst refused.
+    const flood = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => adapters.sip.hooks.onEvent(fromSip('bob', 'globex.example', 100 + i))));
+    expect(flood.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    // initech's own bucket is untouched: all five of its messages go through.
+    for (let i = 0; i < 5; i++) await adapters.sip.hooks.onEvent(fromSip('peter', 'initech.example', 200 + i));
+    await waitFor('seven deliveries', () => adapters.xmpp.sent.length === 7 || undefined);
+  });
+
   it('refuses presence from a partner allowed IM only', async () => {
     const { adapters } = await started();
     const subscribe = subscriptionEvent({
