@@ -5,7 +5,7 @@
  * content; here only count and time matter). UDP, one socket, loopback only.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from '../../test/support/ports.js';
@@ -16,6 +16,8 @@ export interface SippRun {
   readonly done: Promise<number | null>;
   /** The -trace_msg log so far (UAS only). */
   messages(): Promise<string>;
+  /** Its size in bytes: grows while MESSAGEs arrive, cheap to ask every second. */
+  logBytes(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -129,6 +131,7 @@ async function run(scenario: string, extra: string[], uas: boolean, fixedPort?: 
     port,
     done,
     messages: () => readFile(join(dir, 'messages.log'), 'utf8').catch(() => ''),
+    logBytes: () => stat(join(dir, 'messages.log')).then((s) => s.size, () => 0),
     async stop() {
       if (!exited) {
         child.kill('SIGKILL');
