@@ -139,7 +139,7 @@ export class RawTcpPeer extends Collector {
     return this.socket.localPort ?? 0;
   }
 
-  send(text: string): void {
+  send(text: string | Buffer): void {
     this.socket.write(text);
   }
 

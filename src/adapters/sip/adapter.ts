@@ -174,6 +174,11 @@ export class SipAdapter implements Adapter {
     return this.transport.boundPorts();
   }
 
+  /** Live server and client transactions, for tests and metrics. */
+  get transactionCounts(): { servers: number; clients: number } {
+    return this.layer.counts;
+  }
+
   /** Open TCP connections (inbound and outbound), for tests and metrics. */
   get openConnections(): number {
     return this.transport.openConnections;
