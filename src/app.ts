@@ -124,7 +124,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
     ...(config.mapping.defaultRegion === undefined ? {} : { defaultRegion: config.mapping.defaultRegion }),
     queue,
     logger: logger.child({ component: 'router' }),
-    visibility: new PresenceVisibility(config.presence.visible),
+    visibility: new PresenceVisibility(config.presence.visible, config.presence.groups),
     ...policy,
     ...(dedupe === undefined ? {} : { dedupe }),
     metrics,

@@ -250,13 +250,28 @@ export const queueSchema = z.strictObject({
 });
 
 const PRESENTITY_PATTERN = /^(sip:)?[^@\s]+@[^@\s/]+$/i;
+const presentityPattern = z.string().regex(PRESENTITY_PATTERN, 'user@domain, *@domain, sip:user@domain or sip:*@domain');
 
 export const presenceSchema = z.strictObject({
   /**
    * Presentities whose presence partners may see (`juliet@xmpp.example.org`, `*@xmpp.example.org`,
    * `sip:bob@corp.example`, `sip:*@corp.example`). Empty: no presence crosses (private by default).
    */
-  visible: z.array(z.string().regex(PRESENTITY_PATTERN, 'user@domain, *@domain, sip:user@domain or sip:*@domain')).default([]),
+  visible: z
+    .array(
+      z.union([
+        presentityPattern,
+        z.strictObject({
+          /** Patterns or `group:NAME`. */
+          presentities: z.array(z.union([presentityPattern, z.string().regex(/^group:[A-Za-z0-9_.-]+$/)])).min(1),
+          /** Who may see them (patterns); absent: every watcher. */
+          watchers: z.array(presentityPattern).min(1).optional(),
+        }),
+      ]),
+    )
+    .default([]),
+  /** Named lists of presentity patterns, used in `visible` as `group:NAME` (e.g. executives). */
+  groups: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.array(presentityPattern)).default({}),
   /** SIP subscription duration (RFC 6665 §4.2.1.1): granted when a watcher asks for none, and asked for ours. */
   defaultExpiresS: z.number().int().min(60).max(86_400).default(3600),
   /** Shorter SIP subscriptions are refused with 423 and Min-Expires. */
@@ -288,7 +303,7 @@ export const configSchema = z
     sip: sipSchema.prefault({}),
     xmpp: xmppSchema,
     mapping: mappingSchema,
-    presence: presenceSchema.default({ visible: [], defaultExpiresS: 3600, minExpiresS: 60, maxExpiresS: 86_400, maxSubscriptions: 100_000 }),
+    presence: presenceSchema.default({ visible: [], groups: {}, defaultExpiresS: 3600, minExpiresS: 60, maxExpiresS: 86_400, maxSubscriptions: 100_000 }),
     queue: queueSchema.default({ backend: 'memory', maxAttempts: 5, backoffMs: 200, maxBackoffMs: 30_000, maxPending: 100_000, lockDurationMs: 10_000 }),
     /**
      * Federation partners (issue 6): who may send from and to which domains, with what limits.

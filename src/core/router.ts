@@ -14,7 +14,7 @@ import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
 import type { FederationPolicy } from './policy/federation.js';
 import type { NumberRanges } from './policy/number-ranges.js';
-import { presentityOf, type PresenceVisibility } from './policy/presence-visibility.js';
+import { presentityOf, watcherOf, type PresenceVisibility } from './policy/presence-visibility.js';
 import type { Queue } from './queue/queue.js';
 
 /** The queue each side's adapter consumes. */
@@ -154,7 +154,7 @@ export class Router {
   private visible(inbound: CanonicalEvent, routed: { from: Address; to: Address }): boolean {
     const presentity = presentityOf(inbound, routed);
     if (presentity === undefined) return true;
-    const decision = this.options.visibility?.decide(presentity) ?? { allowed: false, rule: 'default-deny' };
+    const decision = this.options.visibility?.decide(presentity, watcherOf(inbound, routed)) ?? { allowed: false, rule: 'default-deny' };
     if (!decision.allowed) {
       this.options.logger.info(
         { event: inbound.id, kind: inbound.kind, presentity: formatAddress(presentity), rule: decision.rule },

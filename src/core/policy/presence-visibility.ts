@@ -25,29 +25,93 @@ export interface PresenceDecision {
   readonly rule: string;
 }
 
-export class PresenceVisibility {
-  private readonly exact = new Set<string>();
-  private readonly domains = new Set<string>();
+/**
+ * One visibility rule: these presentities (patterns or `group:NAME`) may be seen by these
+ * watchers (patterns; absent: by every watcher the federation lets in).
+ */
+export interface VisibilityRule {
+  readonly presentities: readonly string[];
+  readonly watchers?: readonly string[];
+}
 
-  /** @param visible patterns as in the file comment; a bad one throws naming it. */
-  constructor(visible: readonly string[]) {
-    for (const pattern of visible) {
-      const key = patternKey(pattern);
-      if (key === undefined) throw new Error(`presence.visible: "${pattern}" is not user@domain, *@domain, sip:user@domain or sip:*@domain`);
-      (key.wildcard ? this.domains : this.exact).add(key.value);
+interface CompiledRule {
+  readonly exact: ReadonlySet<string>;
+  readonly domains: ReadonlySet<string>;
+  readonly watchers?: { readonly exact: ReadonlySet<string>; readonly domains: ReadonlySet<string> };
+  readonly name: string;
+}
+
+/**
+ * Which rules speak for a presentity: those naming it (or a group it is in) come first, and
+ * when any does, only they decide; otherwise the rules for its whole domain decide. So
+ * `*@corp` visible to all and `group:executives` visible to named partners keeps the
+ * executives to those partners (issue 6 item 4: "who sees the CEO").
+ */
+export class PresenceVisibility {
+  private readonly rules: readonly CompiledRule[];
+
+  /**
+   * @param visible a pattern (visible to every watcher) or a rule per entry
+   * @param groups named lists of presentity patterns, referred to as `group:NAME`
+   * @throws Error naming a bad pattern or an unknown group.
+   */
+  constructor(visible: ReadonlyArray<string | VisibilityRule>, groups: Readonly<Record<string, readonly string[]>> = {}) {
+    this.rules = visible.map((entry, i) => compile(typeof entry === 'string' ? { presentities: [entry] } : entry, groups, i));
+  }
+
+  /** May `watcher` see `presentity`? Both in their own side's terms (`sip:` for SIP users). */
+  decide(presentity: Address, watcher?: Address): PresenceDecision {
+    const one = addressKey(presentity);
+    const all = domainKey(presentity);
+    const named = this.rules.filter((r) => r.exact.has(one));
+    const speaking = named.length > 0 ? named : this.rules.filter((r) => r.domains.has(all));
+    for (const rule of speaking) {
+      if (rule.watchers === undefined) return { allowed: true, rule: rule.name };
+      if (watcher !== undefined && (rule.watchers.exact.has(addressKey(watcher)) || rule.watchers.domains.has(domainKey(watcher)))) {
+        return { allowed: true, rule: rule.name };
+      }
+    }
+    return { allowed: false, rule: speaking.length > 0 ? `${speaking[0]?.name ?? ''}: watcher not listed` : 'default-deny' };
+  }
+}
+
+function compile(rule: VisibilityRule, groups: Readonly<Record<string, readonly string[]>>, index: number): CompiledRule {
+  const exact = new Set<string>();
+  const domains = new Set<string>();
+  const add = (pattern: string, where: string): void => {
+    const key = patternKey(pattern);
+    if (key === undefined) throw new Error(`${where}: "${pattern}" is not user@domain, *@domain, sip:user@domain or sip:*@domain`);
+    (key.wildcard ? domains : exact).add(key.value);
+  };
+  for (const p of rule.presentities) {
+    if (p.startsWith('group:')) {
+      const members = groups[p.slice('group:'.length)];
+      if (members === undefined) throw new Error(`presence.visible[${index}]: no group "${p.slice('group:'.length)}" in presence.groups`);
+      for (const m of members) add(m, `presence.groups.${p.slice('group:'.length)}`);
+    } else {
+      add(p, `presence.visible[${index}]`);
     }
   }
-
-  /** May `watcher` see `presentity`? Both in their own side's terms. */
-  decide(presentity: Address): PresenceDecision {
-    const scheme = presentity.side === 'sip' ? 'sip:' : '';
-    const domain = presentity.domain.toLowerCase();
-    const one = `${scheme}${presentity.user}@${domain}`;
-    if (this.exact.has(one)) return { allowed: true, rule: one };
-    const all = `${scheme}*@${domain}`;
-    if (this.domains.has(all)) return { allowed: true, rule: all };
-    return { allowed: false, rule: 'default-deny' };
+  let watchers: CompiledRule['watchers'];
+  if (rule.watchers !== undefined) {
+    const w = { exact: new Set<string>(), domains: new Set<string>() };
+    for (const p of rule.watchers) {
+      const key = patternKey(p);
+      if (key === undefined) throw new Error(`presence.visible[${index}].watchers: "${p}" is not user@domain, *@domain, sip:user@domain or sip:*@domain`);
+      (key.wildcard ? w.domains : w.exact).add(key.value);
+    }
+    watchers = w;
   }
+  const name = rule.presentities.join(',') + (rule.watchers === undefined ? '' : ` to ${rule.watchers.join(',')}`);
+  return { exact, domains, ...(watchers === undefined ? {} : { watchers }), name };
+}
+
+function addressKey(a: Address): string {
+  return `${a.side === 'sip' ? 'sip:' : ''}${a.user}@${a.domain.toLowerCase()}`;
+}
+
+function domainKey(a: Address): string {
+  return `${a.side === 'sip' ? 'sip:' : ''}*@${a.domain.toLowerCase()}`;
 }
 
 /**
@@ -65,6 +129,22 @@ export function presentityOf(inbound: CanonicalEvent, routed: { from: Address; t
       return routed.to;
     case 'presence':
       return inbound.from;
+    default:
+      return undefined;
+  }
+}
+
+/** The watcher of an event presentityOf names, in its own side's terms. */
+export function watcherOf(inbound: CanonicalEvent, routed: { from: Address; to: Address }): Address | undefined {
+  switch (inbound.kind) {
+    case 'subscription':
+      if (inbound.action === 'subscribe') return inbound.from;
+      if (inbound.action === 'approve') return routed.to;
+      return undefined;
+    case 'probe':
+      return inbound.from;
+    case 'presence':
+      return routed.to;
     default:
       return undefined;
   }
