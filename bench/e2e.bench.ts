@@ -3,12 +3,14 @@
  * and RSS are its own, read from /proc), sipp at increasing rates; XMPP users count deliveries
  * by number. Both directions, then the same workload through the peers alone: Prosody's own
  * component ceiling (a bare component, no SIP) and Kamailio's xmpp gateway module.
- * Run from the repo root: npm run bench:e2e  (RATES=250,500 STEP_S=5 SYSTEMS=bridge,ceiling,kamailio)
+ * Run from the repo root: npm run bench:e2e
+ * Knobs: RATES=250,500 STEP_S=5 SYSTEMS=bridge,ceiling,kamailio QUEUES=memory,redis CONVERSATIONS=100
+ * (docs/benchmarks/e2e.md says what each figure means).
  */
 import { execSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { startBridgeProcess, type BridgeProcess } from '../test/support/bridge-process.js';
 import { freePort } from '../test/support/ports.js';
 import { startProsody, type Prosody } from '../test/support/prosody.js';
@@ -36,6 +38,15 @@ const CONVERSATIONS = Number(process.env['CONVERSATIONS'] ?? 100);
 /** SIP users alice1…aliceK; XMPP users reach aliceK at +1555123KKKK (K < 10,000). */
 const SIP_USERS = Array.from({ length: CONVERSATIONS }, (_, i) => `alice${i + 1}`);
 const numberOf = (i: number) => `+1555123${String(10_000 + i + 1).slice(1)}`;
+
+const KNOWN_SYSTEMS = ['bridge', 'ceiling', 'kamailio'];
+const wholeIn = (n: number, min: number, max: number) => Number.isInteger(n) && n >= min && n <= max;
+if (!RATES.every((r) => wholeIn(r, 1, 100_000)) || !wholeIn(STEP_S, 1, 600) || !wholeIn(CONVERSATIONS, 1, 9999)) {
+  throw new Error('RATES (msg/s, 1–100000, comma-separated), STEP_S (1–600) and CONVERSATIONS (1–9999) must be whole numbers');
+}
+if (!SYSTEMS.every((s) => KNOWN_SYSTEMS.includes(s)) || !QUEUES.every((q) => q === 'memory' || q === 'redis')) {
+  throw new Error(`SYSTEMS takes ${KNOWN_SYSTEMS.join(', ')}; QUEUES takes memory, redis`);
+}
 
 type Direction = 'sip→xmpp' | 'xmpp→sip';
 
@@ -176,11 +187,33 @@ async function runStep(lane: Lane, rate: number, seconds = STEP_S, tag = String(
   };
 }
 
+/** A series that failed part-way keeps its finished steps, and the other series still run. */
 async function runSeries(lane: Lane): Promise<Series> {
   const steps: Step[] = [];
+  try {
+    return await climb(lane, steps);
+  } catch (err) {
+    const note = `stopped: ${(err as Error).message.split('\n')[0]!}`;
+    console.error(`${lane.system} ${lane.direction}: ${note}`);
+    return { system: lane.system, direction: lane.direction, steps, ...verdict(steps), note };
+  }
+}
+
+/** Sustained and lossless rates of steps run in increasing order (see Series). */
+function verdict(steps: readonly Step[]): { sustained: number; lossless: number } {
   let sustained = 0;
   let lossless = 0;
   let keptUp = true;
+  for (const s of steps) {
+    if (s.loss >= MAX_LOSS) break;
+    lossless = s.rate;
+    keptUp &&= s.p99Ms < MAX_P99_MS;
+    if (keptUp) sustained = s.rate;
+  }
+  return { sustained, lossless };
+}
+
+async function climb(lane: Lane, steps: Step[]): Promise<Series> {
   // Unrecorded warm-up: JIT, connection set-up and first-use allocations stay out of step one.
   await runStep(lane, 200, 2, 'warmup');
   for (const rate of RATES) {
@@ -188,13 +221,10 @@ async function runSeries(lane: Lane): Promise<Series> {
     steps.push(s);
     console.error(`${lane.system} ${lane.direction} ${rate}/s (sent in ${s.sendS} s): ${s.received}/${s.sent} (loss ${(s.loss * 100).toFixed(2)}%), p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, CPU ${s.cpuMsPer1k ?? '-'} ms/1k, memory ${s.rssMiB ?? '-'} MiB; Prosody ${s.prosodyCpuMsPer1k} ms/1k, harness ${s.harnessCpuMsPer1k} ms/1k`);
     if (s.loss >= MAX_LOSS) break;
-    lossless = rate;
-    keptUp &&= s.p99Ms < MAX_P99_MS;
-    if (keptUp) sustained = rate;
     // Let queues and retransmissions settle before the next rate.
     await sleep(1000);
   }
-  return { system: lane.system, direction: lane.direction, steps, sustained, lossless };
+  return { system: lane.system, direction: lane.direction, steps, ...verdict(steps) };
 }
 
 /** SIP side sends with sipp straight at `target`; `juliet` counts. */
@@ -226,7 +256,17 @@ function xmppToSipp(system: string, pids: () => number[], senders: Endpoint[], t
     pids,
     async begin(_step, count) {
       exited = false;
-      uas = await startUas(uasPort, count, STEP_S * 4 + 60);
+      // The port is the bridge's outbound proxy, so it cannot change; between steps another
+      // program on the box may hold it for a moment (other test runs pick free ports too).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          uas = await startUas(uasPort, count, STEP_S * 4 + 60);
+          break;
+        } catch (err) {
+          if (attempt >= 10) throw err;
+          await sleep(500);
+        }
+      }
       void uas.done.then(() => (exited = true));
     },
     send: (step, rate, count) => pace(rate, count, (n) => senders[n % senders.length]!.send(to(n), step, n)),
@@ -276,7 +316,8 @@ function machine(): string {
   } catch {
     // not fatal: the table just lacks the kernel
   }
-  return `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${os}, Node ${process.version}`;
+  // The load average says how much else was running: the figures move with it.
+  return `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${os}, Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} at start`;
 }
 
 function table(series: Series[]): string {
