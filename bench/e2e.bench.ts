@@ -5,7 +5,7 @@
  * component ceiling (a bare component, no SIP) and Kamailio's xmpp gateway module.
  * Run from the repo root: npm run bench:e2e
  * Knobs: RATES=250,500 STEP_S=5 SYSTEMS=bridge,ceiling,kamailio QUEUES=memory,redis CONVERSATIONS=100
- * (docs/benchmarks/e2e.md says what each figure means).
+ * (docs/performance.md says what each figure means).
  */
 import { execSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -425,7 +425,7 @@ async function main(): Promise<void> {
 }
 
 async function writeResultsDoc(md: string): Promise<void> {
-  const path = 'docs/benchmarks/e2e.md';
+  const path = 'docs/performance.md';
   const doc = await readFile(path, 'utf8').catch(() => '');
   const begin = '<!-- results:begin -->';
   const end = '<!-- results:end -->';
