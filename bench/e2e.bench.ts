@@ -432,7 +432,6 @@ async function writeResultsDoc(md: string): Promise<void> {
   const block = `${begin}\n${md}\n${end}`;
   const i = doc.indexOf(begin);
   const j = doc.indexOf(end);
-  await mkdir('docs/benchmarks', { recursive: true });
   await writeFile(path, i >= 0 && j > i ? doc.slice(0, i) + block + doc.slice(j + end.length) : `${doc}\n${block}\n`);
 }
 
