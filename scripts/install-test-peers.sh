@@ -6,7 +6,8 @@
 #   presence server for the presence tests), redis-server (the Redis queue and state backends;
 #   the tests start their own on a free port), docker-compose (validates docker-compose.yml; no
 #   Docker engine is needed or started), ejabberd (the second XMPP server the bridge is tested
-#   against; the tests start their own).
+#   against; the tests start their own), kamailio-xmpp-modules (Kamailio's own SIP-XMPP gateway,
+#   which `npm run bench:e2e` runs beside the bridge; not needed by the tests).
 # Usage: scripts/install-test-peers.sh           install what is missing (needs root)
 #        scripts/install-test-peers.sh --check   list what is missing, exit 1 if anything is
 set -euo pipefail
@@ -25,6 +26,7 @@ PEERS=(
   "redis-server:redis-server"
   "docker-compose:docker-compose"
   "ejabberd:ejabberdctl"
+  "kamailio-xmpp-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/xmpp.so"
 )
 
 missing=()
@@ -47,7 +49,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server, docker-compose, ejabberd"
+  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server, docker-compose, ejabberd, kamailio-xmpp-modules"
   exit 0
 fi
 
