@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runKamailio } from './kamailio.js';
+import { kamailioPreamble, runKamailio } from './kamailio.js';
 import { freePort } from './ports.js';
 
 export interface KamailioPresenceOptions {
@@ -55,26 +55,7 @@ export async function startKamailioPresence(options: KamailioPresenceOptions = {
 
 function config(port: number, db: string, refuse: string[]): string {
   const refusals = refuse.map((user) => `    if (is_method("SUBSCRIBE") && $rU == "${user}") { sl_send_reply("403", "Forbidden"); exit; }`).join('\n');
-  return `#!KAMAILIO
-debug=2
-log_stderror=yes
-memdbg=5
-memlog=5
-auto_aliases=no
-listen=udp:127.0.0.1:${port}
-listen=tcp:127.0.0.1:${port}
-tcp_connection_lifetime=60
-
-loadmodule "db_text.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "presence.so"
-loadmodule "presence_xml.so"
+  return `${kamailioPreamble(port, ['db_text', 'presence', 'presence_xml'])}
 
 modparam("tm", "fr_timer", 8000)
 modparam("presence", "db_url", "text://${db}")

@@ -78,27 +78,31 @@ export async function runKamailio(dir: string, cfgPath: string, port: number, wh
   return { output: () => output, stop };
 }
 
+/**
+ * The start of every test Kamailio config: logs to stderr, UDP and TCP on loopback `port`, the
+ * core modules, then `modules` (e.g. presence) after them.
+ */
+export function kamailioPreamble(port: number, modules: readonly string[] = []): string {
+  return [
+    '#!KAMAILIO',
+    'debug=2',
+    'log_stderror=yes',
+    'memdbg=5',
+    'memlog=5',
+    'auto_aliases=no',
+    `listen=udp:127.0.0.1:${port}`,
+    `listen=tcp:127.0.0.1:${port}`,
+    'tcp_connection_lifetime=60',
+    '',
+    ...['tm', 'sl', 'pv', 'maxfwd', 'textops', 'siputils', 'xlog', ...modules].map((m) => `loadmodule "${m}.so"`),
+  ].join('\n');
+}
+
 function config(port: number, routes: KamailioRoute[]): string {
   const branches = routes
     .map((r) => `    if ($rd == "${r.domain}") { $du = "${r.target}"; route(RELAY); exit; }`)
     .join('\n');
-  return `#!KAMAILIO
-debug=2
-log_stderror=yes
-memdbg=5
-memlog=5
-auto_aliases=no
-listen=udp:127.0.0.1:${port}
-listen=tcp:127.0.0.1:${port}
-tcp_connection_lifetime=60
-
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
+  return `${kamailioPreamble(port)}
 
 modparam("tm", "fr_timer", 8000)
 
