@@ -2,6 +2,7 @@
  * The bridge wires the two adapters, the router and the queue together. It knows adapters
  * only through the Adapter contract: the composition root (src/app.ts) builds the real ones.
  */
+import type { Check } from '../telemetry/health.js';
 import type { Logger } from '../telemetry/logger.js';
 import { directionOf, type BridgeMetrics } from '../telemetry/metrics.js';
 import type { BridgeTracing } from '../telemetry/tracing.js';
@@ -125,8 +126,8 @@ export class Bridge {
    * What /readyz asks (issue 7 item 3): each adapter of this role up (SIP listening, XMPP
    * component connected) and the queue answering. Failing checks say why.
    */
-  readinessChecks(): Record<string, () => Promise<{ ok: boolean; detail?: string }>> {
-    const checks: Record<string, () => Promise<{ ok: boolean; detail?: string }>> = {};
+  readinessChecks(): Record<string, () => Promise<Check>> {
+    const checks: Record<string, () => Promise<Check>> = {};
     for (const side of this.sides) {
       checks[side] = () => {
         if (!this.running) return Promise.resolve({ ok: false, detail: this.stopping ? 'stopping' : 'not started' });

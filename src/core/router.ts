@@ -14,6 +14,7 @@ import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
 import type { FederationPolicy } from './policy/federation.js';
 import type { NumberRanges } from './policy/number-ranges.js';
+import { RateLimitedError } from './policy/rate-limit.js';
 import { presentityOf, watcherOf, type PresenceVisibility } from './policy/presence-visibility.js';
 import type { Queue } from './queue/queue.js';
 
@@ -118,7 +119,7 @@ export class Router {
       await this.seen.release(event.dedupeKey);
       metrics?.event(direction, event.kind, 'refused');
       if (err instanceof BridgeError) {
-        if (err.code === 'RATE_LIMITED') metrics?.rateLimited((err as { partner?: string }).partner ?? 'unknown');
+        if (err instanceof RateLimitedError) metrics?.rateLimited(err.partner ?? 'unknown');
         const rule = DENIAL_RULES[err.code];
         if (rule !== undefined) metrics?.policyDenial(rule);
       }

@@ -103,8 +103,7 @@ export class FederationPolicy {
     const kind = event.kind === 'message' ? 'message' : event.kind === 'subscription' && event.action === 'subscribe' ? 'subscription' : undefined;
     if (kind === undefined) return;
     const decision = await this.limiter(partner, kind).take(partner.name);
-    // The partner's configured name rides along for the rate-limit metric's label.
-    if (!decision.allowed) throw Object.assign(rateLimitedError(decision.retryAfterMs, `${kind}s from partner ${partner.name}`), { partner: partner.name });
+    if (!decision.allowed) throw rateLimitedError(decision.retryAfterMs, `${kind}s from partner ${partner.name}`, partner.name);
   }
 
   private limiter(partner: Partner, kind: 'message' | 'subscription'): RateLimiter {

@@ -108,8 +108,10 @@ export function costError(cost: number, burst: number): RangeError | undefined {
 export class RateLimitedError extends BridgeError {
   /** Whole seconds, rounded up: the SIP Retry-After value (RFC 3261 §20.33). */
   readonly retryAfterS: number;
+  /** The partner whose bucket ran dry, for the rate-limit metric's label. */
+  readonly partner: string | undefined;
 
-  constructor(retryAfterMs: number, what: string) {
+  constructor(retryAfterMs: number, what: string, partner?: string) {
     const retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
     super('RATE_LIMITED', `${what} over its rate limit; retry after ${retryAfterS} s`, {
       condition: 'resource-constraint',
@@ -118,6 +120,7 @@ export class RateLimitedError extends BridgeError {
       retryable: true,
     });
     this.retryAfterS = retryAfterS;
+    this.partner = partner;
   }
 }
 
@@ -125,6 +128,6 @@ export class RateLimitedError extends BridgeError {
  * The refusal for a take that was not allowed: `resource-constraint` on XMPP (RFC 6120
  * §8.3.3.18), 503 on SIP with `Retry-After: retryAfterS` (the adapter's edge writes the header).
  */
-export function rateLimitedError(retryAfterMs: number, what = 'traffic'): RateLimitedError {
-  return new RateLimitedError(retryAfterMs, what);
+export function rateLimitedError(retryAfterMs: number, what = 'traffic', partner?: string): RateLimitedError {
+  return new RateLimitedError(retryAfterMs, what, partner);
 }
