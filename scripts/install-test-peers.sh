@@ -7,7 +7,9 @@
 #   the tests start their own on a free port), docker-compose (validates docker-compose.yml; no
 #   Docker engine is needed or started), ejabberd (the second XMPP server the bridge is tested
 #   against; the tests start their own), kamailio-xmpp-modules (Kamailio's own SIP-XMPP gateway,
-#   which `npm run bench:e2e` runs beside the bridge; not needed by the tests).
+#   which `npm run bench:e2e` runs beside the bridge; not needed by the tests),
+#   kamailio-tls-modules (Kamailio's tls module, so a Kamailio edge proxy can be a federation
+#   partner over mutual TLS in the federation tests).
 # Usage: scripts/install-test-peers.sh           install what is missing (needs root)
 #        scripts/install-test-peers.sh --check   list what is missing, exit 1 if anything is
 set -euo pipefail
@@ -27,6 +29,7 @@ PEERS=(
   "docker-compose:docker-compose"
   "ejabberd:ejabberdctl"
   "kamailio-xmpp-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/xmpp.so"
+  "kamailio-tls-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"
 )
 
 missing=()
@@ -49,7 +52,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server, docker-compose, ejabberd, kamailio-xmpp-modules"
+  echo "test peers present: prosody, kamailio (+ presence, sqlite modules), sipp, slapd, ldap-utils, dnsmasq, openssl, redis-server, docker-compose, ejabberd, kamailio-xmpp-modules, kamailio-tls-modules"
   exit 0
 fi
 

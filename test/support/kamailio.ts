@@ -79,10 +79,11 @@ export async function runKamailio(dir: string, cfgPath: string, port: number, wh
 }
 
 /**
- * The start of every test Kamailio config: logs to stderr, UDP and TCP on loopback `port`, the
+ * The start of every test Kamailio config: logs to stderr, UDP and TCP on loopback `port`,
+ * `core` settings (e.g. `enable_tls=yes`, which must come before the tls module loads), the
  * core modules, then `modules` (e.g. presence) after them.
  */
-export function kamailioPreamble(port: number, modules: readonly string[] = []): string {
+export function kamailioPreamble(port: number, modules: readonly string[] = [], core: readonly string[] = []): string {
   return [
     '#!KAMAILIO',
     'debug=2',
@@ -93,6 +94,7 @@ export function kamailioPreamble(port: number, modules: readonly string[] = []):
     `listen=udp:127.0.0.1:${port}`,
     `listen=tcp:127.0.0.1:${port}`,
     'tcp_connection_lifetime=60',
+    ...core,
     '',
     ...['tm', 'sl', 'pv', 'maxfwd', 'textops', 'siputils', 'xlog', ...modules].map((m) => `loadmodule "${m}.so"`),
   ].join('\n');
