@@ -3,6 +3,7 @@
  * boot into a frozen, typed object; an unknown key or a wrong type stops the program with the
  * key path named.
  */
+import { isIP } from 'node:net';
 import { isSupportedCountry } from 'libphonenumber-js';
 import { z } from 'zod';
 import { numberRangesSchema } from '../core/policy/number-ranges.js';
@@ -56,6 +57,20 @@ export const sipTlsSchema = z
     message: 'NULL cipher suites exist only up to TLS 1.2: minVersion must be TLSv1.2',
   });
 
+/** A DNS server as c-ares takes it: an IP address (c-ares resolves no names), optionally a port. */
+const dnsServer = z
+  .string()
+  .refine((s) => dnsServerAddress(s) !== undefined, 'an IP address with an optional port, such as 127.0.0.1:53 or [::1]:53');
+
+/** `ip`, `ip:port` or `[v6]:port` → its IP, or undefined when it is none of these. */
+function dnsServerAddress(text: string): string | undefined {
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(text);
+  const ip = m?.[1] ?? (isIP(text) === 6 ? text : undefined);
+  if (ip === undefined || isIP(ip) === 0) return undefined;
+  const port = m?.[2] === undefined ? 53 : Number(m[2]);
+  return port >= 1 && port <= 65535 ? ip : undefined;
+}
+
 export const sipSchema = z
   .strictObject({
     /** Sockets the SIP trunk side listens on (port 0 picks a free port, for tests). */
@@ -78,6 +93,15 @@ export const sipSchema = z
       .default({ t1Ms: 500, t2Ms: 4000, t4Ms: 5000 }),
     /** Certificates for `tls` listeners and for `sips:` / `;transport=tls` next hops. */
     tls: sipTlsSchema.optional(),
+    /** DNS for RFC 3263 server location (NAPTR, SRV, A/AAAA) of next hops; see docs/operations.md. */
+    dns: z
+      .strictObject({
+        /** Servers to ask, `ip:port` (`[v6]:port`; port 53 if left out); default the system resolver. */
+        servers: z.array(dnsServer).min(1).optional(),
+        /** How long one query may take. */
+        timeoutMs: z.number().int().min(1).max(30_000).default(2000),
+      })
+      .optional(),
   })
   .refine((s) => s.tls !== undefined || !s.listen.some((l) => l.transport === 'tls'), {
     path: ['tls'],
