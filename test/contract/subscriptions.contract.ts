@@ -172,6 +172,37 @@ export function subscriptionStoreContract(
       expect(await store.size()).toBe(2);
     });
 
+    it.each([
+      { when: 'records are tagged', puts: [['d1', 'acme'], ['d2', 'acme'], ['d3', 'hub'], ['d4', undefined]], gone: [], acme: 2, hub: 1 },
+      { when: 'a replace moves a record to another partner', puts: [['d1', 'acme'], ['d2', 'acme'], ['d1', 'hub']], gone: [], acme: 1, hub: 1 },
+      { when: 'a replace drops the tag', puts: [['d1', 'acme'], ['d1', undefined]], gone: [], acme: 0, hub: 0 },
+      { when: 'a record is deleted', puts: [['d1', 'acme'], ['d2', 'acme']], gone: ['d1'], acme: 1, hub: 0 },
+      { when: 'an unknown partner is asked', puts: [], gone: [], acme: 0, hub: 0 },
+    ] as { when: string; puts: [string, string | undefined][]; gone: string[]; acme: number; hub: number }[])(
+      'counts records by partner when $when',
+      async ({ puts, gone, acme, hub }) => {
+        const store = await openStore();
+        for (const [id, partner] of puts) await store.put(rec(id, partner === undefined ? {} : { partner }));
+        for (const id of gone) await store.delete(id);
+        expect(await store.countByPartner('acme')).toBe(acme);
+        expect(await store.countByPartner('hub')).toBe(hub);
+      },
+    );
+
+    it('stops counting a record for its partner once it is taken as expired', async () => {
+      const store = await openStore();
+      await store.put(rec('d1', { partner: 'acme', expiresAt: 100 }));
+      await store.put(rec('d2', { partner: 'acme', expiresAt: 300 }));
+      expect(ids(await store.takeExpired(200, 10))).toEqual(['d1']);
+      expect(await store.countByPartner('acme')).toBe(1);
+      expect((await store.get('d2'))!.partner).toBe('acme');
+    });
+
+    it('refuses a record whose partner is an empty string', async () => {
+      const store = await openStore();
+      await expect(store.put(rec('d1', { partner: '' }))).rejects.toMatchObject({ code: 'STATE_INVALID_RECORD' });
+    });
+
     it('refuses a new id past maxRecords with resource-constraint, and still takes a replace', async () => {
       const store = await openStore({ maxRecords: 2 });
       await store.put(rec('d1'));
@@ -201,9 +232,10 @@ export function subscriptionStoreContract(
       const idArb = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f');
       const userArb = fc.constantFrom('u1@x.example', 'u2@x.example', 'u3@x.example');
       const roleArb = fc.constantFrom<SubscriptionRole>('notifier', 'subscriber');
+      const partnerArb = fc.constantFrom<string | undefined>(undefined, 'p1', 'p2');
       const timeArb = fc.integer({ min: 0, max: 50 });
       const opArb = fc.oneof(
-        fc.record({ op: fc.constant('put' as const), id: idArb, role: roleArb, watcher: userArb, presentity: userArb, at: timeArb, n: fc.nat() }),
+        fc.record({ op: fc.constant('put' as const), id: idArb, role: roleArb, watcher: userArb, presentity: userArb, partner: partnerArb, at: timeArb, n: fc.nat() }),
         fc.record({ op: fc.constant('delete' as const), id: idArb }),
         fc.record({ op: fc.constant('take' as const), now: timeArb, limit: fc.integer({ min: 0, max: 4 }) }),
       );
@@ -215,7 +247,14 @@ export function subscriptionStoreContract(
             let model: SubscriptionRecord[] = [];
             for (const op of ops) {
               if (op.op === 'put') {
-                const record = rec(op.id, { role: op.role, watcher: op.watcher, presentity: op.presentity, expiresAt: op.at, data: { n: op.n } });
+                const record = rec(op.id, {
+                  role: op.role,
+                  watcher: op.watcher,
+                  presentity: op.presentity,
+                  ...(op.partner === undefined ? {} : { partner: op.partner }),
+                  expiresAt: op.at,
+                  data: { n: op.n },
+                });
                 const exists = model.some((r) => r.id === op.id);
                 if (!exists && model.length >= maxRecords) {
                   await expect(store.put(record)).rejects.toMatchObject({ code: 'STATE_FULL' });
@@ -238,6 +277,7 @@ export function subscriptionStoreContract(
               expect(await store.size()).toBe(model.length);
               const earliest = model.length === 0 ? undefined : Math.min(...model.map((r) => r.expiresAt));
               expect(await store.nextExpiry()).toBe(earliest);
+              for (const partner of ['p1', 'p2']) expect(await store.countByPartner(partner)).toBe(model.filter((r) => r.partner === partner).length);
             }
             for (const record of model) expect(await store.get(record.id)).toEqual(record);
             for (const user of ['u1@x.example', 'u2@x.example', 'u3@x.example']) {

@@ -18,6 +18,7 @@ interface Held {
   readonly role: SubscriptionRole;
   readonly watcher: string;
   readonly presentity: string;
+  readonly partner: string | undefined;
   readonly expiresAt: number;
   /** Which heap entry is this record's own; older entries for the same id are stale. */
   readonly version: number;
@@ -35,6 +36,7 @@ export class MemorySubscriptionStore implements SubscriptionStore {
   private readonly records = new Map<string, Held>();
   private readonly byPresentityIndex = new Map<string, Set<string>>();
   private readonly byWatcherIndex = new Map<string, Set<string>>();
+  private readonly byPartnerIndex = new Map<string, Set<string>>();
   private heap: HeapEntry[] = [];
   private nextVersion = 0;
   private closed = false;
@@ -57,6 +59,7 @@ export class MemorySubscriptionStore implements SubscriptionStore {
     if (old) {
       unindex(this.byPresentityIndex, old.presentity, record.id);
       unindex(this.byWatcherIndex, old.watcher, record.id);
+      if (old.partner !== undefined) unindex(this.byPartnerIndex, old.partner, record.id);
     }
     // An unchanged expiry keeps the heap entry it has: refreshing state alone costs no entry.
     const keepEntry = old !== undefined && old.expiresAt === record.expiresAt;
@@ -65,12 +68,14 @@ export class MemorySubscriptionStore implements SubscriptionStore {
       role: record.role,
       watcher: record.watcher,
       presentity: record.presentity,
+      partner: record.partner,
       expiresAt: record.expiresAt,
       version,
       json,
     });
     index(this.byPresentityIndex, record.presentity, record.id);
     index(this.byWatcherIndex, record.watcher, record.id);
+    if (record.partner !== undefined) index(this.byPartnerIndex, record.partner, record.id);
     if (!keepEntry) {
       this.heapPush({ at: record.expiresAt, version, id: record.id });
       this.compactIfStale();
@@ -130,11 +135,17 @@ export class MemorySubscriptionStore implements SubscriptionStore {
     return this.records.size;
   }
 
+  async countByPartner(partner: string): Promise<number> {
+    this.ensureOpen();
+    return this.byPartnerIndex.get(partner)?.size ?? 0;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.records.clear();
     this.byPresentityIndex.clear();
     this.byWatcherIndex.clear();
+    this.byPartnerIndex.clear();
     this.heap = [];
   }
 
@@ -165,6 +176,7 @@ export class MemorySubscriptionStore implements SubscriptionStore {
     this.records.delete(id);
     unindex(this.byPresentityIndex, held.presentity, id);
     unindex(this.byWatcherIndex, held.watcher, id);
+    if (held.partner !== undefined) unindex(this.byPartnerIndex, held.partner, id);
     this.compactIfStale();
     return held;
   }

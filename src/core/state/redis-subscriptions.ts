@@ -1,7 +1,7 @@
 /**
  * Subscription store on Redis (issue 5), shared by every bridge process. One hash per record
- * (its JSON text and the fields the indexes need), a set per presentity, per watcher and per
- * role, and a sorted set on expiresAt for takeExpired. Every change is one Lua script, so the
+ * (its JSON text and the fields the indexes need), a set per presentity, per watcher, per
+ * role and per partner, and a sorted set on expiresAt for takeExpired. Every change is one Lua script, so the
  * indexes never disagree with the records and two processes never take the same expired record.
  *
  * Nothing leaks: a record's hash expires `ttlGraceMs` after its expiry (or after its last put,
@@ -33,6 +33,7 @@ interface StoreCommands {
   subDelete(rec: string, expiry: string, ...args: string[]): Promise<number>;
   subRead(index: string, ...args: string[]): Promise<string[]>;
   subTake(expiry: string, ...args: string[]): Promise<string[]>;
+  subCount(index: string, ...args: string[]): Promise<number>;
 }
 
 /**
@@ -41,10 +42,11 @@ interface StoreCommands {
  * when next read); make an index key live at least until `at` (never shortening it).
  */
 const HELPERS = `
-local function unindex(prefix, id, role, watcher, presentity)
+local function unindex(prefix, id, role, watcher, presentity, partner)
   redis.call('SREM', prefix .. 'presentity:' .. presentity, id)
   redis.call('SREM', prefix .. 'watcher:' .. watcher, id)
   redis.call('SREM', prefix .. 'role:' .. role, id)
+  if partner and partner ~= '' then redis.call('SREM', prefix .. 'partner:' .. partner, id) end
 end
 local function unindexRoles(prefix, id)
   redis.call('SREM', prefix .. 'role:notifier', id)
@@ -58,18 +60,18 @@ end
 
 /**
  * KEYS rec, expiry, presentity index, watcher index, role index;
- * ARGV id, json, role, watcher, presentity, expiresAt, maxRecords, keepUntil, now, prefix.
- * Returns 0 when full, 1 once stored.
+ * ARGV id, json, role, watcher, presentity, expiresAt, maxRecords, keepUntil, now, prefix,
+ * partner or ''. Returns 0 when full, 1 once stored.
  */
 const PUT = `${HELPERS}
-local old = redis.call('HMGET', KEYS[1], 'role', 'watcher', 'presentity')
+local old = redis.call('HMGET', KEYS[1], 'role', 'watcher', 'presentity', 'partner')
 if old[1] then
-  unindex(ARGV[10], ARGV[1], old[1], old[2], old[3])
+  unindex(ARGV[10], ARGV[1], old[1], old[2], old[3], old[4])
 elseif redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[7]) then
   return 0
 end
 local at, now = tonumber(ARGV[8]), tonumber(ARGV[9])
-redis.call('HSET', KEYS[1], 'json', ARGV[2], 'role', ARGV[3], 'watcher', ARGV[4], 'presentity', ARGV[5])
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'role', ARGV[3], 'watcher', ARGV[4], 'presentity', ARGV[5], 'partner', ARGV[11])
 redis.call('PEXPIREAT', KEYS[1], ARGV[8])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 outlive(KEYS[2], at, now)
@@ -77,18 +79,23 @@ for i = 3, 5 do
   redis.call('SADD', KEYS[i], ARGV[1])
   outlive(KEYS[i], at, now)
 end
+if ARGV[11] ~= '' then
+  local partner = ARGV[10] .. 'partner:' .. ARGV[11]
+  redis.call('SADD', partner, ARGV[1])
+  outlive(partner, at, now)
+end
 return 1
 `;
 
 /** KEYS rec, expiry; ARGV id, prefix. Returns 1 when a record was removed. */
 const DELETE = `${HELPERS}
 redis.call('ZREM', KEYS[2], ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'role', 'watcher', 'presentity')
+local f = redis.call('HMGET', KEYS[1], 'role', 'watcher', 'presentity', 'partner')
 if not f[1] then
   unindexRoles(ARGV[2], ARGV[1])
   return 0
 end
-unindex(ARGV[2], ARGV[1], f[1], f[2], f[3])
+unindex(ARGV[2], ARGV[1], f[1], f[2], f[3], f[4])
 redis.call('DEL', KEYS[1])
 return 1
 `;
@@ -118,9 +125,9 @@ for round = 1, 1000 do
   for _, id in ipairs(due) do
     redis.call('ZREM', KEYS[1], id)
     local rec = ARGV[3] .. 'rec:' .. id
-    local f = redis.call('HMGET', rec, 'json', 'role', 'watcher', 'presentity')
+    local f = redis.call('HMGET', rec, 'json', 'role', 'watcher', 'presentity', 'partner')
     if f[1] then
-      unindex(ARGV[3], id, f[2], f[3], f[4])
+      unindex(ARGV[3], id, f[2], f[3], f[4], f[5])
       redis.call('DEL', rec)
       out[#out + 1] = f[1]
     else
@@ -130,6 +137,22 @@ for round = 1, 1000 do
   if #out >= limit then break end
 end
 return out
+`;
+
+/**
+ * KEYS partner index; ARGV prefix. Its live records, dropping ids whose record Redis expired
+ * (one pass over a set that holds at most the partner's cap, plus what a race let past it).
+ */
+const COUNT = `
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. 'rec:' .. id) == 1 then
+    n = n + 1
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return n
 `;
 
 const SCAN_BATCH = 200;
@@ -158,6 +181,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     this.redis.defineCommand('subDelete', { numberOfKeys: 2, lua: DELETE });
     this.redis.defineCommand('subRead', { numberOfKeys: 1, lua: READ });
     this.redis.defineCommand('subTake', { numberOfKeys: 1, lua: TAKE });
+    this.redis.defineCommand('subCount', { numberOfKeys: 1, lua: COUNT });
   }
 
   private get redis(): Redis & StoreCommands {
@@ -189,6 +213,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
         String(Math.max(record.expiresAt, now) + this.ttlGraceMs),
         String(now),
         this.keyPrefix,
+        record.partner ?? '',
       ),
     );
     if (stored === 0) {
@@ -263,6 +288,11 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   async size(): Promise<number> {
     this.ensureOpen();
     return this.call('size', () => this.redis.zcard(this.key('expiry')));
+  }
+
+  async countByPartner(partner: string): Promise<number> {
+    this.ensureOpen();
+    return this.call('countByPartner', () => this.redis.subCount(this.key('partner:', partner), this.keyPrefix));
   }
 
   async close(): Promise<void> {

@@ -29,6 +29,11 @@ export interface SubscriptionRecord<D = unknown> {
   readonly state: SubscriptionState;
   /** Epoch milliseconds at which the subscription ends unless refreshed. */
   readonly expiresAt: number;
+  /**
+   * The federation partner whose watcher holds it (issue 6 item 5): what `countByPartner`
+   * counts against the partner's `limits.maxSubscriptions`. Absent for the operator's own users.
+   */
+  readonly partner?: string;
   /** Protocol data (dialog state, last presence), JSON-serialisable. */
   readonly data: D;
 }
@@ -51,6 +56,8 @@ export interface SubscriptionStore {
   nextExpiry(): Promise<number | undefined>;
   /** Number of records, for metrics and bounds. */
   size(): Promise<number>;
+  /** Number of records tagged with this partner (every process's, for a shared store). */
+  countByPartner(partner: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -71,6 +78,7 @@ export function serialiseRecord(record: SubscriptionRecord<unknown>): string {
   if (!ROLES.includes(record.role)) throw invalid(`unknown role ${String(record.role)}`);
   if (!STATES.includes(record.state)) throw invalid(`unknown state ${String(record.state)}`);
   if (typeof record.watcher !== 'string' || typeof record.presentity !== 'string') throw invalid('watcher and presentity must be strings');
+  if (record.partner !== undefined && (typeof record.partner !== 'string' || record.partner === '')) throw invalid('partner must be a non-empty string when given');
   if (!Number.isFinite(record.expiresAt)) throw invalid(`expiresAt ${String(record.expiresAt)} is not a finite number`);
   try {
     return JSON.stringify(record);
