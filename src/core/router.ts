@@ -9,6 +9,7 @@ import { parseSipAor } from '../mapping/identity.js';
 import type { Logger } from '../telemetry/logger.js';
 import { directionOf, type BridgeMetrics } from '../telemetry/metrics.js';
 import type { BridgeTracing } from '../telemetry/tracing.js';
+import { AuditLog } from './audit.js';
 import { MemoryDedupeClaims, type DedupeClaims } from './dedupe.js';
 import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
@@ -57,6 +58,8 @@ export interface RouterOptions {
   /** How long a dedupe key is remembered; SIP's longest transaction (64·T1) is well inside it. */
   dedupeTtlMs?: number;
   dedupeMaxEntries?: number;
+  /** Where denials are written; one of its own on `logger` unless given (one per process is best). */
+  audit?: AuditLog;
 }
 
 /** The closed set of policy-denial labels (metric `sxb_policy_denials_total`, docs/metrics.md). */
@@ -74,9 +77,11 @@ export class Router {
   private readonly now: () => number;
   private readonly seen: DedupeClaims;
   private readonly numbers: E164Normalizer;
+  private readonly audit: AuditLog;
 
   constructor(private readonly options: RouterOptions) {
     this.now = options.now ?? Date.now;
+    this.audit = options.audit ?? new AuditLog(options.logger, { now: this.now });
     this.numbers = new E164Normalizer(options.defaultRegion === undefined ? {} : { defaultRegion: options.defaultRegion });
     this.seen = options.dedupe ?? new MemoryDedupeClaims({ ttlMs: options.dedupeTtlMs ?? DEDUPE_TTL_MS, maxEntries: options.dedupeMaxEntries ?? 100_000 }, this.now);
   }
@@ -107,10 +112,12 @@ export class Router {
     try {
       const carrier = span?.carrier();
       routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to }, ...(carrier === undefined ? {} : { trace: carrier }) };
+      if (tracing?.enabled === true) span?.span.setAttributes(partiesOf(event, routed));
       await this.options.federation?.check(event, routed);
       if (!this.visible(event, routed)) {
         metrics?.event(direction, event.kind, 'withheld');
         metrics?.policyDenial('presence-not-visible');
+        span?.span.setAttributes({ 'bridge.policy.decision': 'withheld', 'bridge.policy.rule': 'presence-not-visible' });
         span?.end();
         return;
       }
@@ -120,20 +127,26 @@ export class Router {
       metrics?.event(direction, event.kind, 'refused');
       if (err instanceof BridgeError) {
         if (err instanceof RateLimitedError) metrics?.rateLimited(err.partner ?? 'unknown');
-        const rule = DENIAL_RULES[err.code];
-        if (rule !== undefined) metrics?.policyDenial(rule);
-      }
-      if (err instanceof BridgeError && err.code === 'SPOOFED_IDENTITY') {
-        // DESIGN.md security posture: a spoofing attempt is an audit event, not just a refusal.
-        this.options.logger.warn(
-          { event: event.id, kind: event.kind, from: formatAddress(event.from), peer: event.peer?.certificateIdentities, reason: err.message },
-          'spoofing attempt refused',
-        );
+        const rule = err instanceof RateLimitedError ? 'rate-limited' : DENIAL_RULES[err.code];
+        if (tracing?.enabled === true) span?.span.setAttributes(refusalOf(err, rule));
+        if (rule !== undefined) {
+          if (rule !== 'rate-limited') metrics?.policyDenial(rule);
+          // DESIGN.md security posture: a refusal by policy (a spoofing attempt above all) is an audit event.
+          this.audit.deny({
+            rule,
+            who: uriOf(event.from),
+            what: event.kind,
+            reason: err.message,
+            event: event.id,
+            details: { to: uriOf(event.to), ...(event.peer === undefined ? {} : { peer: event.peer.certificateIdentities }) },
+          });
+        }
       }
       span?.end(err);
       throw err;
     }
     metrics?.event(direction, event.kind, 'routed');
+    span?.span.setAttribute('bridge.policy.decision', 'allowed');
     span?.end();
     this.options.logger.info(
       { event: event.id, kind: event.kind, from: formatAddress(routed.from), to: formatAddress(routed.to) },
@@ -155,12 +168,16 @@ export class Router {
   private visible(inbound: CanonicalEvent, routed: { from: Address; to: Address }): boolean {
     const presentity = presentityOf(inbound, routed);
     if (presentity === undefined) return true;
-    const decision = this.options.visibility?.decide(presentity, watcherOf(inbound, routed)) ?? { allowed: false, rule: 'default-deny' };
+    const watcher = watcherOf(inbound, routed);
+    const decision = this.options.visibility?.decide(presentity, watcher) ?? { allowed: false, rule: 'default-deny' };
     if (!decision.allowed) {
-      this.options.logger.info(
-        { event: inbound.id, kind: inbound.kind, presentity: formatAddress(presentity), rule: decision.rule },
-        'presence withheld by policy',
-      );
+      this.audit.deny({
+        rule: 'presence-not-visible',
+        who: watcher === undefined ? 'anyone' : uriOf(watcher),
+        what: inbound.kind,
+        reason: `presence of ${formatAddress(presentity)} withheld by ${decision.rule}`,
+        event: inbound.id,
+      });
     }
     return decision.allowed;
   }
@@ -197,7 +214,6 @@ export class Router {
   /** Toll-fraud guard (issue 6 item 6): a number outside the operator's ranges is nobody here. */
   private ownNumber(e164: string): void {
     if (this.options.ownNumbers === undefined || this.options.ownNumbers.owns(e164)) return;
-    this.options.logger.warn({ e164 }, 'number outside the operator\'s ranges refused (toll-fraud guard)');
     throw new BridgeError('NUMBER_NOT_OURS', `${e164} is not a number of this organisation`, { condition: 'item-not-found', sipStatus: 404 });
   }
 
@@ -247,8 +263,36 @@ export class Router {
   }
 }
 
+/**
+ * Who the event is between, as span attributes: the partner is whichever end is not ours, so
+ * both domains are named (sender as it arrived, recipient as mapped).
+ */
+function partiesOf(inbound: CanonicalEvent, routed: { from: Address; to: Address }): Record<string, string> {
+  return {
+    'bridge.kind': inbound.kind,
+    'bridge.from.side': inbound.from.side,
+    'bridge.from.domain': inbound.from.domain,
+    'bridge.to.side': routed.to.side,
+    'bridge.to.domain': routed.to.domain,
+  };
+}
+
+/** The policy decision on a refused event: its rule (DENIAL_RULES, or rate-limited with the partner) or else its error code. */
+function refusalOf(err: BridgeError, rule: string | undefined): Record<string, string> {
+  return {
+    'bridge.policy.decision': rule === undefined ? 'refused' : 'denied',
+    'bridge.policy.rule': rule ?? err.code,
+    ...(err instanceof RateLimitedError && err.partner !== undefined ? { 'bridge.partner': err.partner } : {}),
+  };
+}
+
 function conversationKey(a: Address, b: Address): string {
   const x = `${a.user}@${a.domain}`;
   const y = `${b.user}@${b.domain}`;
   return x < y ? `${x}|${y}` : `${y}|${x}`;
+}
+
+/** An address as the URI its side writes (`sip:…`, `xmpp:…`, RFC 5122), for the audit log. */
+function uriOf(a: Address): string {
+  return `${a.side}:${formatAddress(a)}`;
 }

@@ -32,6 +32,7 @@ import type { IdentitySource } from '../../src/mapping/identity-source.js';
 import { IdentityChain } from '../../src/mapping/identity/chain.js';
 import { StaticSource } from '../../src/mapping/identity/static.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
+import { AuditLog } from '../../src/core/audit.js';
 import { waitFor } from '../support/ports.js';
 
 /** An adapter that records what the bridge hands it and fails on demand. */
@@ -62,7 +63,7 @@ function aliceOnly(): IdentitySource {
 }
 
 function build(
-  routing: { identities?: IdentitySource; defaultRegion?: string; visibility?: PresenceVisibility; federation?: FederationPolicy; ownNumbers?: NumberRanges } = {},
+  routing: { identities?: IdentitySource; defaultRegion?: string; visibility?: PresenceVisibility; federation?: FederationPolicy; ownNumbers?: NumberRanges; audit?: AuditLog } = {},
 ) {
   const logger = silentLogger();
   const queue = new MemoryQueue({ maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20, maxPending: 100 });
@@ -729,6 +730,42 @@ describe('bridge: federation policy and the toll-fraud guard', () => {
         condition: 'forbidden',
         sipStatus: 403,
       });
+    });
+  });
+
+  describe('the audit log', () => {
+    function audited(ownNumbers?: string[]) {
+      const lines: Record<string, unknown>[] = [];
+      const audit = new AuditLog({ warn: (details: object) => lines.push(details as Record<string, unknown>) } as never);
+      const registry = new PartnerRegistry(
+        partnersSchema.parse({
+          partners: [{ name: 'globex', side: 'sip', domains: ['globex.example'], features: ['im'], limits: { messagesPerSecond: 1, burst: 1 } }],
+        }),
+      );
+      const federation = new FederationPolicy({ registry, local: { sip: ['corp.example'], xmpp: ['xmpp.test'] } });
+      const built = build({ federation, audit, ...(ownNumbers === undefined ? {} : { ownNumbers: new NumberRanges(ownNumbers) }) });
+      stop = () => built.bridge.stop();
+      return { ...built, lines, start: () => built.bridge.start() };
+    }
+
+    it.each([
+      { name: 'an unknown domain', send: fromSip('eve', 'unknown.example', 7), rule: 'federation-denied', who: 'sip:eve@unknown.example' },
+      { name: 'a target outside the federation', send: fromJuliet('dave\\40elsewhere.example'), rule: 'unknown-domain', who: 'xmpp:juliet@xmpp.test/balcony' },
+      { name: 'a number outside the ranges', send: fromJuliet('+15559876543', 'to the PSTN?', 'pstn'), rule: 'number-not-ours', who: 'xmpp:juliet@xmpp.test/balcony' },
+    ])('given $name, then one denial line names who, what and the rule', async ({ send, rule, who }) => {
+      const built = audited(['+1555123']);
+      await built.start();
+      const side = send.origin;
+      await expect(built.adapters[side].hooks.onEvent(send)).rejects.toBeInstanceOf(Error);
+      expect(built.lines).toEqual([expect.objectContaining({ audit: 'denial', rule, who, what: 'message', event: send.id, reason: expect.any(String) })]);
+    });
+
+    it('given a partner over its rate, then the refusals are one line, and the next line after the window counts them', async () => {
+      const built = audited();
+      await built.start();
+      await built.adapters.sip.hooks.onEvent(fromSip('peter', 'globex.example', 1));
+      for (let i = 2; i <= 4; i++) await expect(built.adapters.sip.hooks.onEvent(fromSip('peter', 'globex.example', i))).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+      expect(built.lines).toEqual([expect.objectContaining({ audit: 'denial', rule: 'rate-limited', who: 'sip:peter@globex.example', what: 'message' })]);
     });
   });
 
