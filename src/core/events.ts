@@ -54,6 +54,11 @@ interface EventBase {
    * as the origin wrote them, so a failure goes back to the sender from the address it wrote to.
    */
   readonly source?: { readonly from: Address; readonly to: Address };
+  /**
+   * Set by the router: the federation partner on the far side (the sender's inbound, else the
+   * target's), for metrics and traces. Absent between the operator's own users.
+   */
+  readonly partner?: string;
 }
 
 export interface MessageEvent extends EventBase {
