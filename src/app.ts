@@ -146,6 +146,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
           ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }), {
               subscriptions,
               metrics,
+              tracing,
               // Subscriptions in memory die with the process: end them cleanly at stop.
               releaseSubscriptionsOnStop: config.queue.backend === 'memory',
               presence: {
@@ -156,6 +157,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
             })
           : new XmppAdapter(config.xmpp, hooks, logger.child({ component: 'xmpp' }), {
               watched: () => watchedXmppUsers(subscriptions, translator),
+              tracing,
             }),
     },
     {

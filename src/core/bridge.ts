@@ -213,9 +213,16 @@ export class Bridge {
       return;
     }
     const event = job.data;
-    const span = this.options.tracing?.startSpan(`${adapter.side} send ${event.kind}`, { 'bridge.event': id, 'bridge.attempt': job.attempt }, event.trace, 'consumer');
+    const span = this.options.tracing?.startSpan(
+      `${adapter.side} send ${event.kind}`,
+      { 'bridge.event': id, 'bridge.kind': event.kind, 'bridge.attempt': job.attempt, 'bridge.to.domain': event.to.domain },
+      event.trace,
+      'consumer',
+    );
     try {
-      await adapter.send(event);
+      // The adapter's own span (the SIP transaction, the stanza written) is this span's child.
+      const carrier = span?.carrier();
+      await adapter.send(carrier === undefined ? event : { ...event, trace: carrier });
       await deliveries?.markDelivered(id).catch((err: unknown) => logger.warn({ event: id, err }, 'could not mark an event delivered'));
       span?.end();
       if (event.kind !== 'failure') {

@@ -9,6 +9,7 @@ import { toBridgeError } from '../../core/errors.js';
 import { failureOf, presenceEvent, probeEvent, subscriptionEvent, type Address, type CanonicalEvent } from '../../core/events.js';
 import type { XmppConfig } from '../../config/schema.js';
 import type { Logger } from '../../telemetry/logger.js';
+import type { BridgeTracing, SpanHandle } from '../../telemetry/tracing.js';
 import { AnnouncedPresence, type Announcement } from './announced-presence.js';
 import { ComponentConnection } from './connection.js';
 import { answerIq } from './iq.js';
@@ -37,6 +38,12 @@ export interface XmppAdapterOptions {
    * does not re-send presence to a component that comes back (issue 4 item 2).
    */
   readonly watched?: () => Promise<ReadonlyArray<WatchedPair>>;
+  /**
+   * An `xmpp receive <stanza>` span per inbound message or presence stanza (the parent of the
+   * router's span: its carrier goes in `event.trace`) and an `xmpp write <stanza>` span per
+   * event sent. Off (or absent): nothing is made.
+   */
+  readonly tracing?: BridgeTracing;
 }
 
 export class XmppAdapter implements Adapter {
@@ -49,6 +56,8 @@ export class XmppAdapter implements Adapter {
   /** Bumped on every online/offline change and on stop(): a re-probe run of an older one ends. */
   private generation = 0;
   private stopping = false;
+  /** Only when tracing is on: nothing per stanza otherwise. */
+  private readonly tracing: BridgeTracing | undefined;
 
   /** No I/O here: start() connects. */
   constructor(
@@ -58,6 +67,7 @@ export class XmppAdapter implements Adapter {
     private readonly options: XmppAdapterOptions = {},
   ) {
     this.logger = logger.child({ xmppComponent: config.component });
+    this.tracing = options.tracing?.enabled === true ? options.tracing : undefined;
     this.connection = new ComponentConnection(
       config,
       {
@@ -100,6 +110,7 @@ export class XmppAdapter implements Adapter {
    */
   async send(event: CanonicalEvent): Promise<void> {
     const stanza = toStanza(event);
+    const span = this.tracing === undefined ? undefined : this.stanzaSpan('write', stanza, event.trace, 'client');
     // Remembered before writing: the server's error reply may arrive before the write callback.
     if (event.kind === 'message' || (event.kind === 'subscription' && event.action === 'subscribe')) {
       this.sent.remember(event.id, event, Date.now());
@@ -111,9 +122,13 @@ export class XmppAdapter implements Adapter {
     }
     try {
       await this.connection.sendConfirmed(stanza);
+      span?.end();
     } catch (err) {
       this.sent.forget(event.id);
-      throw toBridgeError(err);
+      const failure = toBridgeError(err);
+      span?.span.setAttribute('xmpp.error_condition', failure.condition);
+      span?.end(failure);
+      throw failure;
     }
   }
 
@@ -138,12 +153,15 @@ export class XmppAdapter implements Adapter {
         this.onPresence(stanza, inbound.event);
         return;
       case 'message': {
-        const { event } = inbound;
+        const span = this.tracing === undefined ? undefined : this.stanzaSpan('receive', stanza, undefined, 'server');
+        const event = traced(inbound.event, span);
         const handled = (async () => {
           try {
             await this.hooks.onEvent(event);
+            handedOn(span);
           } catch (err) {
             const failure = toBridgeError(err);
+            refused(span, failure.condition);
             this.logger.info({ code: failure.code, condition: failure.condition, id: event.id }, 'inbound XMPP message refused');
             // The core's message is meant for the sender; an internal failure's is not.
             const text = failure.code === 'INTERNAL' ? 'the bridge could not handle this message' : failure.message;
@@ -156,13 +174,17 @@ export class XmppAdapter implements Adapter {
     }
   }
 
-  private onPresence(stanza: Element, event: PresenceLikeEvent): void {
-    if (event.kind === 'subscription' && event.action === 'unsubscribe') this.announced.forget(event.to, event.from);
+  private onPresence(stanza: Element, inbound: PresenceLikeEvent): void {
+    if (inbound.kind === 'subscription' && inbound.action === 'unsubscribe') this.announced.forget(inbound.to, inbound.from);
+    const span = this.tracing === undefined ? undefined : this.stanzaSpan('receive', stanza, undefined, 'server');
+    const event = traced(inbound, span);
     const handled = (async () => {
       try {
         await this.hooks.onEvent(event);
+        handedOn(span);
       } catch (err) {
         const failure = toBridgeError(err);
+        refused(span, failure.condition);
         this.logger.info({ code: failure.code, condition: failure.condition, kind: event.kind, id: event.id }, 'inbound XMPP presence refused');
         // Only a subscription request waits for an answer (RFC 6121 §3.1.3); an error to
         // presence or a probe would tell the sender nothing it can act on.
@@ -277,6 +299,17 @@ export class XmppAdapter implements Adapter {
     this.track(handled);
   }
 
+  /** `xmpp receive|write <stanza>`: the stanza's id, type and addresses. */
+  private stanzaSpan(what: 'receive' | 'write', stanza: Element, parent: CanonicalEvent['trace'], role: 'server' | 'client'): SpanHandle {
+    const attrs = stanza.attrs as Record<string, string | undefined>;
+    return (this.tracing as BridgeTracing).startSpan(
+      `xmpp ${what} ${stanza.name}`,
+      { 'xmpp.stanza': stanza.name, 'xmpp.stanza_id': attrs['id'], 'xmpp.type': attrs['type'], 'xmpp.from': attrs['from'], 'xmpp.to': attrs['to'] },
+      parent,
+      role,
+    );
+  }
+
   private reply(stanza: Element, what: string): void {
     this.connection.send(stanza).catch((err: unknown) => {
       this.logger.warn({ err: toBridgeError(err).message, what }, 'could not send XMPP reply');
@@ -287,4 +320,25 @@ export class XmppAdapter implements Adapter {
     this.inbound.add(p);
     void p.finally(() => this.inbound.delete(p));
   }
+}
+
+/** The event with the receive span's context, so the router's span becomes its child. */
+function traced<E extends CanonicalEvent>(event: E, span: SpanHandle | undefined): E {
+  const carrier = span?.carrier();
+  if (span !== undefined) span.span.setAttribute('bridge.event', event.id);
+  return carrier === undefined ? event : { ...event, trace: carrier };
+}
+
+function handedOn(span: SpanHandle | undefined): void {
+  if (span === undefined) return;
+  span.span.setAttribute('bridge.outcome', 'handed-on');
+  span.end();
+}
+
+/** A refusal is the sender's error reply, not the bridge failing: the span records the condition, unfailed. */
+function refused(span: SpanHandle | undefined, condition: string): void {
+  if (span === undefined) return;
+  span.span.setAttribute('bridge.outcome', 'refused');
+  span.span.setAttribute('xmpp.error_condition', condition);
+  span.end();
 }
