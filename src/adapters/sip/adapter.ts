@@ -5,9 +5,6 @@
  * every other method is refused (toll-fraud guard, DESIGN.md); PUBLISH too, since the bridge is
  * no presence server.
  */
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { SipConfig } from '../../config/schema.js';
 import type { Adapter, AdapterHooks } from '../../core/adapter.js';
 import { BridgeError } from '../../core/errors.js';
@@ -19,11 +16,11 @@ import type { SubscriptionRecord, SubscriptionStore } from '../../core/state/sub
 import { conditionForSipStatus } from '../../mapping/error-conditions.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { BridgeMetrics } from '../../telemetry/metrics.js';
-import type { BridgeTracing, SpanHandle, TraceCarrier } from '../../telemetry/tracing.js';
 import { headerValue, headerValues, type SipHeader, type SipRequest, type SipResponse } from './codec/message.js';
 import { buildResponse } from './codec/response.js';
 import { serializeMessage } from './codec/serialize.js';
 import { formatVia, parseUri } from './codec/uri.js';
+import { locate, SipDns, type DnsAnswers } from './locate.js';
 import { peerFacts } from './peer-facts.js';
 import { fromSipRequest, toSipRequest, ACCEPTED_CONTENT_TYPE } from './page-mode.js';
 import { PIDF_CONTENT_TYPE } from './pidf.js';
@@ -34,7 +31,6 @@ import { MAGIC_COOKIE, TransactionLayer } from './transaction/layer.js';
 import type { NonInviteServerTransaction } from './transaction/server.js';
 import { realScheduler, type Scheduler } from './transaction/timers.js';
 import {
-  DEFAULT_SIPS_PORT,
   SipTransport,
   type BoundPort,
   type Destination,
@@ -42,13 +38,10 @@ import {
   type TransportKind,
   type TransportOptions,
 } from './transport/transport.js';
-import { DEFAULT_SIP_PORT, stripBrackets, topVia, type Endpoint } from './transport/via.js';
+import type { Endpoint } from './transport/via.js';
 
 /** Methods this trunk peer answers; everything else gets 405 with this list (RFC 3261 §21.4.6). */
 export const ALLOWED_METHODS = 'MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY';
-
-/** Requests whose receipt starts a trace: the ones that carry IM or presence (PUBLISH only to be refused). */
-const TRACED_METHODS: ReadonlySet<string> = new Set(['MESSAGE', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH']);
 
 /** Subscriptions ended at stop, at most per role (releaseSubscriptionsOnStop). */
 const MAX_RELEASED = 10_000;
@@ -72,17 +65,16 @@ export interface SipAdapterOptions {
   /** Transactions by method and final status (ours as client and as server). */
   readonly metrics?: BridgeMetrics;
   /**
-   * A `sip receive <METHOD>` span per MESSAGE, SUBSCRIBE, NOTIFY or PUBLISH taken in (the parent
-   * of the router's span: its carrier goes in `event.trace`) and a `sip request <METHOD>` span
-   * per client transaction. Off (or absent): nothing is made.
-   */
-  readonly tracing?: BridgeTracing;
-  /**
    * At stop, end every subscription (watchers told to come back in 30 s, our own SUBSCRIBEs
    * withdrawn): right when the store dies with the process (memory), wrong when other SIP edges
    * share it (Redis). Default false.
    */
   readonly releaseSubscriptionsOnStop?: boolean;
+  /**
+   * The SIP URI to route requests for a target domain through (a federation partner's next
+   * hop), or undefined for the usual way: sip.outboundProxy, else RFC 3263 on the domain.
+   */
+  readonly routeFor?: (domain: string) => string | undefined;
 }
 
 export class SipAdapter implements Adapter {
@@ -98,14 +90,11 @@ export class SipAdapter implements Adapter {
   private running = false;
   private readonly releaseOnStop: boolean;
   private readonly metrics: BridgeMetrics | undefined;
-  /** Only when tracing is on: nothing per request otherwise. */
-  private readonly tracing: BridgeTracing | undefined;
-  /**
-   * The span context the current work descends from (an inbound request's receive span, an
-   * outbound event's delivery span), so events the presence handlers hand on and the requests
-   * they send join the right trace without threading a span through presence/*.
-   */
-  private readonly traceScope: AsyncLocalStorage<TraceCarrier> | undefined;
+  private readonly routeFor: ((domain: string) => string | undefined) | undefined;
+  /** RFC 3263 DNS answers (sip.dns), made on first use. */
+  private dnsAnswers: DnsAnswers | undefined;
+  /** RFC 3263 §4.3: the targets after a located one, tried in turn when it fails. */
+  private readonly alternates = new WeakMap<Destination, readonly Destination[]>();
 
   /** No I/O here: sockets are opened by start(). */
   constructor(
@@ -127,12 +116,11 @@ export class SipAdapter implements Adapter {
     });
     this.releaseOnStop = options.releaseSubscriptionsOnStop === true;
     this.metrics = options.metrics;
-    this.tracing = options.tracing?.enabled === true ? options.tracing : undefined;
-    this.traceScope = this.tracing === undefined ? undefined : new AsyncLocalStorage<TraceCarrier>();
+    this.routeFor = options.routeFor;
     this.subscriptions = options.subscriptions ?? new MemorySubscriptionStore({ maxRecords: DEFAULT_MAX_SUBSCRIPTIONS });
     const presence: PresenceContext = {
       store: this.subscriptions,
-      hooks: this.tracedHooks(hooks),
+      hooks,
       log: this.log,
       limits: presenceLimits(options.presence),
       timerN: 64 * config.timers.t1Ms,
@@ -218,9 +206,6 @@ export class SipAdapter implements Adapter {
     if (!this.running) {
       return Promise.reject(new BridgeError('SIP_STOPPED', 'SIP adapter is not running', { condition: 'service-unavailable', retryable: true }));
     }
-    // The requests this event causes are children of its delivery span (`sip request …`).
-    const scope = this.traceScope;
-    if (scope !== undefined && event.trace !== undefined && scope.getStore() !== event.trace) return scope.run(event.trace, () => this.send(event));
     switch (event.kind) {
       case 'message':
         return this.track(this.sendMessage(event));
@@ -265,12 +250,39 @@ export class SipAdapter implements Adapter {
   }
 
   /**
+   * RFC 3263 §4.3: a request to a located target goes to the next target when the first fails
+   * with a transport error before anything was sent (refused, connect timeout), or answers 503
+   * (it did not take the request). Each retry is a new transaction: a new Via branch, and the
+   * Via transport of the target. A timeout is not retried: the request may have arrived.
+   */
+  private async exchange(request: SipRequest, to: Destination): Promise<SipResponse> {
+    const next = this.alternates.get(to) ?? [];
+    let attempt = request;
+    let target = to;
+    for (let i = 0; ; i++) {
+      let failure: string;
+      try {
+        const res = await this.exchangeWith(attempt, target);
+        if (res.status !== 503 || i >= next.length) return res;
+        failure = '503';
+      } catch (err) {
+        if (i >= next.length || !(err instanceof BridgeError && err.code === 'SIP_TRANSPORT' && err.retryable)) throw err;
+        failure = err.message;
+      }
+      const failed = target;
+      target = next[i]!;
+      attempt = withVia(request, target.transport, this.transport.sentBy(target.transport));
+      this.log.info({ method: request.method, failed: `${failed.transport}:${failed.host}:${failed.port}`, failure, next: `${target.transport}:${target.host}:${target.port}` }, 'SIP next hop failed: trying the next target (RFC 3263 §4.3)');
+    }
+  }
+
+  /**
    * One request's transaction: its final response, or the BridgeError for a timeout or
    * transport failure. RFC 3261 §18.1.1: a request over 1300 bytes (path MTU unknown) MUST use
    * a congestion controlled transport; a UDP peer also listens on TCP at the same port
    * (§18.2.1)…
    */
-  private async exchange(request: SipRequest, to: Destination): Promise<SipResponse> {
+  private async exchangeWith(request: SipRequest, to: Destination): Promise<SipResponse> {
     if (to.transport === 'udp' && serializeMessage(request).length > UDP_REQUEST_LIMIT) {
       try {
         return await this.transaction(withVia(request, 'tcp', this.transport.sentBy('tcp')), { ...to, transport: 'tcp' });
@@ -285,20 +297,16 @@ export class SipAdapter implements Adapter {
 
   private transaction(request: SipRequest, to: Destination): Promise<SipResponse> {
     const method = request.method;
-    const span = this.tracing === undefined ? undefined : this.requestSpan(request, to);
     return new Promise<SipResponse>((resolve, reject) => {
       this.layer.request(request, to, {
         onFinal: (res) => {
           this.metrics?.sipTransaction(method, res.status);
-          span?.span.setAttribute('sip.status_code', res.status);
-          span?.end();
           resolve(res);
         },
         // RFC 3261 §8.1.3.1: a transaction timeout is treated as 408. Not retryable: the
         // MESSAGE may have arrived and only the answer was lost, so a retry could duplicate it.
         onTimeout: () => {
           this.metrics?.sipTransaction(method, 'timeout');
-          span?.end('no final response (Timer F)');
           reject(
             new BridgeError('SIP_TIMEOUT', `no final response to ${method} within ${64 * this.config.timers.t1Ms} ms`, {
               condition: conditionForSipStatus(408),
@@ -308,8 +316,7 @@ export class SipAdapter implements Adapter {
           );
         },
         // §8.1.3.1: a transport error is treated as 503; retry only if nothing left the host.
-        onTransportError: (err, sentBefore) => {
-          span?.end(err);
+        onTransportError: (err, sentBefore) =>
           reject(
             err instanceof BridgeError
               ? err
@@ -318,16 +325,19 @@ export class SipAdapter implements Adapter {
                   retryable: !sentBefore,
                   cause: err,
                 }),
-          );
-        },
+          ),
       });
     });
   }
 
-  /** Outbound proxy when configured (loose route if it has `lr`), else the Request-URI's host. */
+  /**
+   * Where a request for `address` goes: the partner's route for its domain (routeFor), else the
+   * outbound proxy, else the Request-URI's host; either as RFC 3263 locates it. A route URI with
+   * `lr` also goes in a Route header (loose routing); the Request-URI stays the user's.
+   */
   private async nextHop(address: Address): Promise<{ to: Destination; route?: string }> {
-    const proxy = this.config.outboundProxy;
-    const target = proxy ?? `sip:${address.domain}`;
+    const via = this.routeFor?.(address.domain) ?? this.config.outboundProxy;
+    const target = via ?? `sip:${address.domain}`;
     let uri;
     try {
       uri = parseUri(target);
@@ -339,58 +349,60 @@ export class SipAdapter implements Adapter {
     if (tls && !this.config.tls) {
       throw new BridgeError('SIP_NO_TLS', `${target} needs TLS: configure sip.tls`, { condition: 'remote-server-not-found' });
     }
-    const host = await this.resolve(stripBrackets(uri.host));
-    const wanted = uri.params['transport']?.toLowerCase() === 'tcp' ? 'tcp' : 'udp';
-    const listening = new Set(this.transport.boundPorts().map((b) => b.transport));
-    const transport = tls ? 'tls' : listening.has(wanted) ? wanted : 'tcp'; // TCP can go out without a listener
-    const to: Destination = tls
-      ? { transport, host, port: uri.port ?? DEFAULT_SIPS_PORT, serverName: stripBrackets(uri.host) }
-      : { transport, host, port: uri.port ?? DEFAULT_SIP_PORT };
-    return proxy && 'lr' in uri.params ? { to, route: proxy } : { to };
+    const [to, ...rest] = await this.resolve(uri, target);
+    this.alternates.set(to!, rest);
+    return via !== undefined && 'lr' in uri.params ? { to: to!, route: via } : { to: to! };
   }
 
-  /** IP literals as they are; names by the system resolver (A/AAAA). RFC 3263 SRV/NAPTR: later. */
-  private async resolve(host: string): Promise<string> {
-    if (isIP(host)) return host;
+  /** RFC 3263 §4: the URI's targets in order, never empty. TCP can go out without a listener. */
+  private async resolve(uri: ReturnType<typeof parseUri>, target: string): Promise<Destination[]> {
+    const supported = new Set<TransportKind>(this.transport.boundPorts().map((b) => b.transport));
+    supported.add('tcp');
+    if (this.config.tls) supported.add('tls');
+    this.dnsAnswers ??= new SipDns({ ...this.config.dns });
+    let targets;
     try {
-      return (await lookup(host)).address;
+      targets = await locate(uri, { supported, dns: this.dnsAnswers });
     } catch (err) {
-      throw new BridgeError('SIP_UNRESOLVABLE', `cannot resolve ${host}`, {
+      throw new BridgeError('SIP_UNRESOLVABLE', `cannot locate ${target}: DNS failed (${(err as Error).message})`, {
         condition: 'remote-server-not-found',
         retryable: true,
         cause: err,
       });
     }
+    if (targets.length === 0) {
+      throw new BridgeError('SIP_UNRESOLVABLE', `cannot resolve ${target}`, { condition: 'remote-server-not-found', retryable: true });
+    }
+    // Only TLS checks a name; a plain destination stays as before (no serverName).
+    return targets.map(({ serverName, ...rest }) => (rest.transport === 'tls' ? { ...rest, serverName } : rest));
   }
 
   private onRequest(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom): void {
-    // Ended by the response (respond()); OPTIONS keep-alives and CANCEL start no trace.
-    const span = this.tracing !== undefined && TRACED_METHODS.has(req.method) ? this.receiveSpan(req, from) : undefined;
     if (!this.running) {
-      this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] }, span);
+      this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] });
       return;
     }
     // RFC 3261 §8.2.2.1: a Request-URI scheme we do not understand → 416. A tel: URI
     // (RFC 3966) names a number: the identity sources say who has it.
     if (!/^(sips?|tel):/i.test(req.uri)) {
-      this.respond(tx, req, 416, {}, span);
+      this.respond(tx, req, 416);
       return;
     }
     // RFC 3261 §8.2.2.3: we support no extensions, so any Require is refused, naming them.
     const required = headerValues(req, 'Require').join(', ').trim();
     if (required !== '') {
-      this.respond(tx, req, 420, { headers: [{ name: 'Unsupported', value: required }] }, span);
+      this.respond(tx, req, 420, { headers: [{ name: 'Unsupported', value: required }] });
       return;
     }
     switch (req.method) {
       case 'MESSAGE':
-        void this.track(this.onMessage(req, tx, from, span));
+        void this.track(this.onMessage(req, tx, from));
         return;
       case 'SUBSCRIBE':
-        void this.track(this.guarded(req, tx, span, (answer) => this.notifier.onSubscribe(req, from, answer)));
+        void this.track(this.guarded(req, tx, (answer) => this.notifier.onSubscribe(req, from, answer)));
         return;
       case 'NOTIFY':
-        void this.track(this.guarded(req, tx, span, (answer) => this.subscriber.onNotify(req, answer)));
+        void this.track(this.guarded(req, tx, (answer) => this.subscriber.onNotify(req, answer)));
         return;
       case 'OPTIONS':
         // RFC 3261 §11.2: what we allow and accept; trunks use it as a keep-alive. RFC 6665
@@ -410,46 +422,40 @@ export class SipAdapter implements Adapter {
         return;
       default:
         // IM only: INVITE and every other method is refused (toll-fraud guard).
-        this.respond(tx, req, 405, { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] }, span);
+        this.respond(tx, req, 405, { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] });
     }
   }
 
-  private async onMessage(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom, span: SpanHandle | undefined): Promise<void> {
+  private async onMessage(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom): Promise<void> {
     const inbound = fromSipRequest(req, Date.now());
     if ('refusal' in inbound) {
       this.log.info({ status: inbound.refusal.status, callId: headerValue(req, 'Call-ID') }, 'MESSAGE refused');
-      this.respond(tx, req, inbound.refusal.status, inbound.refusal, span);
+      this.respond(tx, req, inbound.refusal.status, inbound.refusal);
       return;
     }
-    const carrier = span?.carrier();
-    const event = { ...inbound.event, ...peerFacts(req, from), ...(carrier === undefined ? {} : { trace: carrier }) };
-    span?.span.setAttribute('bridge.event', event.id);
+    const event = { ...inbound.event, ...peerFacts(req, from) };
     try {
       await this.hooks.onEvent(event);
-      this.respond(tx, req, 202, {}, span);
+      this.respond(tx, req, 202);
     } catch (err) {
       const status = statusFor(err);
       this.log.info({ err, id: event.id, status }, 'MESSAGE not accepted');
-      this.respond(tx, req, status, { headers: refusalHeaders(status, err) }, span);
+      this.respond(tx, req, status, { headers: refusalHeaders(status, err) });
     }
   }
 
   /** Runs a presence handler; one that fails before answering gets 500, never a hang. */
-  private async guarded(req: SipRequest, tx: NonInviteServerTransaction, span: SpanHandle | undefined, handle: (answer: Answer) => Promise<void>): Promise<void> {
+  private async guarded(req: SipRequest, tx: NonInviteServerTransaction, handle: (answer: Answer) => Promise<void>): Promise<void> {
     let answered = false;
     const answer: Answer = (status, opts = {}) => {
       answered = true;
-      this.respond(tx, req, status, opts, span);
+      this.respond(tx, req, status, opts);
     };
     try {
-      // Events the handler hands on, and requests it sends, descend from the receive span.
-      const carrier = span?.carrier();
-      await (carrier === undefined || this.traceScope === undefined ? handle(answer) : this.traceScope.run(carrier, () => handle(answer)));
+      await handle(answer);
     } catch (err) {
       this.log.warn({ err, method: req.method, callId: headerValue(req, 'Call-ID') }, 'presence request handling failed');
-      if (!answered) this.respond(tx, req, statusFor(err), {}, span);
-    } finally {
-      span?.end();
+      if (!answered) this.respond(tx, req, statusFor(err));
     }
   }
 
@@ -458,7 +464,6 @@ export class SipAdapter implements Adapter {
     req: SipRequest,
     status: number,
     opts: { reason?: string; headers?: SipHeader[]; toTag?: string } = {},
-    span?: SpanHandle,
   ): void {
     let response: SipResponse;
     try {
@@ -467,68 +472,10 @@ export class SipAdapter implements Adapter {
     } catch (err) {
       this.log.warn({ err, status }, 'could not build SIP response');
       tx.abort();
-      span?.end(err);
       return;
     }
     tx.respond(response);
     this.metrics?.sipTransaction(req.method, status);
-    if (span !== undefined) {
-      span.span.setAttribute('sip.status_code', status);
-      // A server span is failed by a 5xx only: a 4xx is the client's error (OTel HTTP conventions' rule).
-      span.end(status >= 500 ? `answered ${status}` : undefined);
-    }
-  }
-
-  /** Events the presence handlers hand on join the trace of the request being handled. */
-  private tracedHooks(hooks: AdapterHooks): AdapterHooks {
-    const scope = this.traceScope;
-    if (scope === undefined) return hooks;
-    return {
-      ...hooks,
-      onEvent: (event) => {
-        const carrier = scope.getStore();
-        return hooks.onEvent(carrier === undefined || event.trace !== undefined ? event : { ...event, trace: carrier });
-      },
-    };
-  }
-
-  /** `sip receive <METHOD>`: the transaction (RFC 3261 §17.2.3 matches it by the top Via branch) and the peer. */
-  private receiveSpan(req: SipRequest, from: ReceivedFrom): SpanHandle {
-    return (this.tracing as BridgeTracing).startSpan(
-      `sip receive ${req.method}`,
-      {
-        'sip.method': req.method,
-        'sip.call_id': headerValue(req, 'Call-ID'),
-        'sip.cseq': headerValue(req, 'CSeq'),
-        'sip.via.branch': topVia(req)?.params['branch'] ?? undefined,
-        'sip.request_uri': req.uri,
-        'network.transport': from.transport,
-        'network.peer.address': from.remote.host,
-        'network.peer.port': from.remote.port,
-        'tls.peer.identities': from.identities === undefined ? undefined : from.identities.join(','),
-      },
-      undefined,
-      'server',
-    );
-  }
-
-  /** `sip request <METHOD>`: one client transaction, the child of the work that sends it. */
-  private requestSpan(request: SipRequest, to: Destination): SpanHandle {
-    return (this.tracing as BridgeTracing).startSpan(
-      `sip request ${request.method}`,
-      {
-        'sip.method': request.method,
-        'sip.call_id': headerValue(request, 'Call-ID'),
-        'sip.cseq': headerValue(request, 'CSeq'),
-        'sip.via.branch': topVia(request)?.params['branch'] ?? undefined,
-        'sip.request_uri': request.uri,
-        'network.transport': to.transport,
-        'server.address': to.host,
-        'server.port': to.port,
-      },
-      this.traceScope?.getStore(),
-      'client',
-    );
   }
 
   private track<T>(work: Promise<T>): Promise<T> {
