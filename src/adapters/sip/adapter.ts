@@ -5,6 +5,7 @@
  * every other method is refused (toll-fraud guard, DESIGN.md); PUBLISH too, since the bridge is
  * no presence server.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { SipConfig } from '../../config/schema.js';
 import type { Adapter, AdapterHooks } from '../../core/adapter.js';
 import { BridgeError } from '../../core/errors.js';
@@ -16,6 +17,7 @@ import type { SubscriptionRecord, SubscriptionStore } from '../../core/state/sub
 import { conditionForSipStatus } from '../../mapping/error-conditions.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { BridgeMetrics } from '../../telemetry/metrics.js';
+import type { BridgeTracing, SpanHandle, TraceCarrier } from '../../telemetry/tracing.js';
 import { headerValue, headerValues, type SipHeader, type SipRequest, type SipResponse } from './codec/message.js';
 import { buildResponse } from './codec/response.js';
 import { serializeMessage } from './codec/serialize.js';
@@ -38,10 +40,13 @@ import {
   type TransportKind,
   type TransportOptions,
 } from './transport/transport.js';
-import type { Endpoint } from './transport/via.js';
+import { topVia, type Endpoint } from './transport/via.js';
 
 /** Methods this trunk peer answers; everything else gets 405 with this list (RFC 3261 §21.4.6). */
 export const ALLOWED_METHODS = 'MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY';
+
+/** Requests whose receipt starts a trace: the ones that carry IM or presence (PUBLISH only to be refused). */
+const TRACED_METHODS: ReadonlySet<string> = new Set(['MESSAGE', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH']);
 
 /** Subscriptions ended at stop, at most per role (releaseSubscriptionsOnStop). */
 const MAX_RELEASED = 10_000;
@@ -64,6 +69,12 @@ export interface SipAdapterOptions {
   readonly presence?: Partial<PresenceLimits>;
   /** Transactions by method and final status (ours as client and as server). */
   readonly metrics?: BridgeMetrics;
+  /**
+   * A `sip receive <METHOD>` span per MESSAGE, SUBSCRIBE, NOTIFY or PUBLISH taken in (the parent
+   * of the router's span: its carrier goes in `event.trace`) and a `sip request <METHOD>` span
+   * per client transaction. Off (or absent): nothing is made.
+   */
+  readonly tracing?: BridgeTracing;
   /**
    * At stop, end every subscription (watchers told to come back in 30 s, our own SUBSCRIBEs
    * withdrawn): right when the store dies with the process (memory), wrong when other SIP edges
@@ -95,6 +106,14 @@ export class SipAdapter implements Adapter {
   private dnsAnswers: DnsAnswers | undefined;
   /** RFC 3263 §4.3: the targets after a located one, tried in turn when it fails. */
   private readonly alternates = new WeakMap<Destination, readonly Destination[]>();
+  /** Only when tracing is on: nothing per request otherwise. */
+  private readonly tracing: BridgeTracing | undefined;
+  /**
+   * The span context the current work descends from (an inbound request's receive span, an
+   * outbound event's delivery span), so events the presence handlers hand on and the requests
+   * they send join the right trace without threading a span through presence/*.
+   */
+  private readonly traceScope: AsyncLocalStorage<TraceCarrier> | undefined;
 
   /** No I/O here: sockets are opened by start(). */
   constructor(
@@ -117,10 +136,12 @@ export class SipAdapter implements Adapter {
     this.releaseOnStop = options.releaseSubscriptionsOnStop === true;
     this.metrics = options.metrics;
     this.routeFor = options.routeFor;
+    this.tracing = options.tracing?.enabled === true ? options.tracing : undefined;
+    this.traceScope = this.tracing === undefined ? undefined : new AsyncLocalStorage<TraceCarrier>();
     this.subscriptions = options.subscriptions ?? new MemorySubscriptionStore({ maxRecords: DEFAULT_MAX_SUBSCRIPTIONS });
     const presence: PresenceContext = {
       store: this.subscriptions,
-      hooks,
+      hooks: this.tracedHooks(hooks),
       log: this.log,
       limits: presenceLimits(options.presence),
       timerN: 64 * config.timers.t1Ms,
@@ -206,6 +227,9 @@ export class SipAdapter implements Adapter {
     if (!this.running) {
       return Promise.reject(new BridgeError('SIP_STOPPED', 'SIP adapter is not running', { condition: 'service-unavailable', retryable: true }));
     }
+    // The requests this event causes are children of its delivery span (`sip request …`).
+    const scope = this.traceScope;
+    if (scope !== undefined && event.trace !== undefined && scope.getStore() !== event.trace) return scope.run(event.trace, () => this.send(event));
     switch (event.kind) {
       case 'message':
         return this.track(this.sendMessage(event));
@@ -297,16 +321,20 @@ export class SipAdapter implements Adapter {
 
   private transaction(request: SipRequest, to: Destination): Promise<SipResponse> {
     const method = request.method;
+    const span = this.tracing === undefined ? undefined : this.requestSpan(request, to);
     return new Promise<SipResponse>((resolve, reject) => {
       this.layer.request(request, to, {
         onFinal: (res) => {
           this.metrics?.sipTransaction(method, res.status);
+          span?.span.setAttribute('sip.status_code', res.status);
+          span?.end();
           resolve(res);
         },
         // RFC 3261 §8.1.3.1: a transaction timeout is treated as 408. Not retryable: the
         // MESSAGE may have arrived and only the answer was lost, so a retry could duplicate it.
         onTimeout: () => {
           this.metrics?.sipTransaction(method, 'timeout');
+          span?.end('no final response (Timer F)');
           reject(
             new BridgeError('SIP_TIMEOUT', `no final response to ${method} within ${64 * this.config.timers.t1Ms} ms`, {
               condition: conditionForSipStatus(408),
@@ -316,7 +344,8 @@ export class SipAdapter implements Adapter {
           );
         },
         // §8.1.3.1: a transport error is treated as 503; retry only if nothing left the host.
-        onTransportError: (err, sentBefore) =>
+        onTransportError: (err, sentBefore) => {
+          span?.end(err);
           reject(
             err instanceof BridgeError
               ? err
@@ -325,7 +354,8 @@ export class SipAdapter implements Adapter {
                   retryable: !sentBefore,
                   cause: err,
                 }),
-          ),
+          );
+        },
       });
     });
   }
@@ -378,31 +408,33 @@ export class SipAdapter implements Adapter {
   }
 
   private onRequest(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom): void {
+    // Ended by the response (respond()); OPTIONS keep-alives and CANCEL start no trace.
+    const span = this.tracing !== undefined && TRACED_METHODS.has(req.method) ? this.receiveSpan(req, from) : undefined;
     if (!this.running) {
-      this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] });
+      this.respond(tx, req, 503, { headers: [{ name: 'Retry-After', value: '5' }] }, span);
       return;
     }
     // RFC 3261 §8.2.2.1: a Request-URI scheme we do not understand → 416. A tel: URI
     // (RFC 3966) names a number: the identity sources say who has it.
     if (!/^(sips?|tel):/i.test(req.uri)) {
-      this.respond(tx, req, 416);
+      this.respond(tx, req, 416, {}, span);
       return;
     }
     // RFC 3261 §8.2.2.3: we support no extensions, so any Require is refused, naming them.
     const required = headerValues(req, 'Require').join(', ').trim();
     if (required !== '') {
-      this.respond(tx, req, 420, { headers: [{ name: 'Unsupported', value: required }] });
+      this.respond(tx, req, 420, { headers: [{ name: 'Unsupported', value: required }] }, span);
       return;
     }
     switch (req.method) {
       case 'MESSAGE':
-        void this.track(this.onMessage(req, tx, from));
+        void this.track(this.onMessage(req, tx, from, span));
         return;
       case 'SUBSCRIBE':
-        void this.track(this.guarded(req, tx, (answer) => this.notifier.onSubscribe(req, from, answer)));
+        void this.track(this.guarded(req, tx, span, (answer) => this.notifier.onSubscribe(req, from, answer)));
         return;
       case 'NOTIFY':
-        void this.track(this.guarded(req, tx, (answer) => this.subscriber.onNotify(req, answer)));
+        void this.track(this.guarded(req, tx, span, (answer) => this.subscriber.onNotify(req, answer)));
         return;
       case 'OPTIONS':
         // RFC 3261 §11.2: what we allow and accept; trunks use it as a keep-alive. RFC 6665
@@ -422,40 +454,46 @@ export class SipAdapter implements Adapter {
         return;
       default:
         // IM only: INVITE and every other method is refused (toll-fraud guard).
-        this.respond(tx, req, 405, { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] });
+        this.respond(tx, req, 405, { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] }, span);
     }
   }
 
-  private async onMessage(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom): Promise<void> {
+  private async onMessage(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom, span: SpanHandle | undefined): Promise<void> {
     const inbound = fromSipRequest(req, Date.now());
     if ('refusal' in inbound) {
       this.log.info({ status: inbound.refusal.status, callId: headerValue(req, 'Call-ID') }, 'MESSAGE refused');
-      this.respond(tx, req, inbound.refusal.status, inbound.refusal);
+      this.respond(tx, req, inbound.refusal.status, inbound.refusal, span);
       return;
     }
-    const event = { ...inbound.event, ...peerFacts(req, from) };
+    const carrier = span?.carrier();
+    const event = { ...inbound.event, ...peerFacts(req, from), ...(carrier === undefined ? {} : { trace: carrier }) };
+    span?.span.setAttribute('bridge.event', event.id);
     try {
       await this.hooks.onEvent(event);
-      this.respond(tx, req, 202);
+      this.respond(tx, req, 202, {}, span);
     } catch (err) {
       const status = statusFor(err);
       this.log.info({ err, id: event.id, status }, 'MESSAGE not accepted');
-      this.respond(tx, req, status, { headers: refusalHeaders(status, err) });
+      this.respond(tx, req, status, { headers: refusalHeaders(status, err) }, span);
     }
   }
 
   /** Runs a presence handler; one that fails before answering gets 500, never a hang. */
-  private async guarded(req: SipRequest, tx: NonInviteServerTransaction, handle: (answer: Answer) => Promise<void>): Promise<void> {
+  private async guarded(req: SipRequest, tx: NonInviteServerTransaction, span: SpanHandle | undefined, handle: (answer: Answer) => Promise<void>): Promise<void> {
     let answered = false;
     const answer: Answer = (status, opts = {}) => {
       answered = true;
-      this.respond(tx, req, status, opts);
+      this.respond(tx, req, status, opts, span);
     };
     try {
-      await handle(answer);
+      // Events the handler hands on, and requests it sends, descend from the receive span.
+      const carrier = span?.carrier();
+      await (carrier === undefined || this.traceScope === undefined ? handle(answer) : this.traceScope.run(carrier, () => handle(answer)));
     } catch (err) {
       this.log.warn({ err, method: req.method, callId: headerValue(req, 'Call-ID') }, 'presence request handling failed');
-      if (!answered) this.respond(tx, req, statusFor(err));
+      if (!answered) this.respond(tx, req, statusFor(err), {}, span);
+    } finally {
+      span?.end();
     }
   }
 
@@ -464,6 +502,7 @@ export class SipAdapter implements Adapter {
     req: SipRequest,
     status: number,
     opts: { reason?: string; headers?: SipHeader[]; toTag?: string } = {},
+    span?: SpanHandle,
   ): void {
     let response: SipResponse;
     try {
@@ -472,10 +511,68 @@ export class SipAdapter implements Adapter {
     } catch (err) {
       this.log.warn({ err, status }, 'could not build SIP response');
       tx.abort();
+      span?.end(err);
       return;
     }
     tx.respond(response);
     this.metrics?.sipTransaction(req.method, status);
+    if (span !== undefined) {
+      span.span.setAttribute('sip.status_code', status);
+      // A server span is failed by a 5xx only: a 4xx is the client's error (OTel HTTP conventions' rule).
+      span.end(status >= 500 ? `answered ${status}` : undefined);
+    }
+  }
+
+  /** Events the presence handlers hand on join the trace of the request being handled. */
+  private tracedHooks(hooks: AdapterHooks): AdapterHooks {
+    const scope = this.traceScope;
+    if (scope === undefined) return hooks;
+    return {
+      ...hooks,
+      onEvent: (event) => {
+        const carrier = scope.getStore();
+        return hooks.onEvent(carrier === undefined || event.trace !== undefined ? event : { ...event, trace: carrier });
+      },
+    };
+  }
+
+  /** `sip receive <METHOD>`: the transaction (RFC 3261 §17.2.3 matches it by the top Via branch) and the peer. */
+  private receiveSpan(req: SipRequest, from: ReceivedFrom): SpanHandle {
+    return (this.tracing as BridgeTracing).startSpan(
+      `sip receive ${req.method}`,
+      {
+        'sip.method': req.method,
+        'sip.call_id': headerValue(req, 'Call-ID'),
+        'sip.cseq': headerValue(req, 'CSeq'),
+        'sip.via.branch': topVia(req)?.params['branch'] ?? undefined,
+        'sip.request_uri': req.uri,
+        'network.transport': from.transport,
+        'network.peer.address': from.remote.host,
+        'network.peer.port': from.remote.port,
+        'tls.peer.identities': from.identities === undefined ? undefined : from.identities.join(','),
+      },
+      undefined,
+      'server',
+    );
+  }
+
+  /** `sip request <METHOD>`: one client transaction, the child of the work that sends it. */
+  private requestSpan(request: SipRequest, to: Destination): SpanHandle {
+    return (this.tracing as BridgeTracing).startSpan(
+      `sip request ${request.method}`,
+      {
+        'sip.method': request.method,
+        'sip.call_id': headerValue(request, 'Call-ID'),
+        'sip.cseq': headerValue(request, 'CSeq'),
+        'sip.via.branch': topVia(request)?.params['branch'] ?? undefined,
+        'sip.request_uri': request.uri,
+        'network.transport': to.transport,
+        'server.address': to.host,
+        'server.port': to.port,
+      },
+      this.traceScope?.getStore(),
+      'client',
+    );
   }
 
   private track<T>(work: Promise<T>): Promise<T> {
