@@ -3,6 +3,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { createTracing, type BridgeTracing } from '../../src/telemetry/tracing.js';
+import { SipAdapter } from '../../src/adapters/sip/adapter.js';
+import { sipSchema } from '../../src/config/schema.js';
+import { MemoryQueue } from '../../src/core/queue/memory.js';
+import { Router } from '../../src/core/router.js';
+import { AddressTranslator } from '../../src/mapping/address.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { waitFor } from '../support/ports.js';
+import { newBranch, rawRequest, RawUdpPeer, statusOf } from '../support/raw-sip.js';
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;
 
@@ -168,5 +176,92 @@ describe('tracing: disabled', () => {
     a.end(new Error('ignored'));
     await tracing.shutdown();
     expect(createTracing({ enabled: false })).toBe(tracing);
+  });
+});
+
+describe('tracing: the receiving adapter starts the trace', () => {
+  const XMPP_DOMAIN = 'xmpp.test';
+  let adapter: SipAdapter | undefined;
+  let peer: RawUdpPeer | undefined;
+  afterEach(async () => {
+    await adapter?.stop();
+    await peer?.close();
+    adapter = undefined;
+    peer = undefined;
+  });
+
+  /** A SIP adapter on a loopback UDP port handing what it takes to a real router. */
+  async function sipIntoRouter(tracing: BridgeTracing): Promise<{ port: number; queue: MemoryQueue }> {
+    const queue = new MemoryQueue({ maxAttempts: 1, backoffMs: 1, maxBackoffMs: 1, maxPending: 10 });
+    const router = new Router({
+      translator: new AddressTranslator({ componentDomain: 'sip.xmpp.test', xmppDomains: [XMPP_DOMAIN] }),
+      identities: { name: 'none', byNumber: () => Promise.resolve(undefined), bySipAddress: () => Promise.resolve(undefined) },
+      queue,
+      logger: silentLogger(),
+      tracing,
+    });
+    const config = sipSchema.parse({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } });
+    adapter = new SipAdapter(config, { onEvent: (event) => router.route(event) }, silentLogger(), { tracing });
+    await adapter.start();
+    peer = await RawUdpPeer.open();
+    return { port: adapter.boundPorts()[0]!.port, queue };
+  }
+
+  it('makes the SIP receive span the parent of the router span, naming the transaction and the peer', async () => {
+    // Given a SIP adapter and a router sharing one in-memory exporter
+    const { tracing, exporter } = recording();
+    const { port, queue } = await sipIntoRouter(tracing);
+    const branch = newBranch();
+    // When a MESSAGE for a served XMPP user arrives
+    await peer!.send(rawRequest({ uri: `sip:juliet@${XMPP_DOMAIN}`, branch, callId: 'trace-1@127.0.0.1', body: 'hi', via: { transport: 'UDP', port: peer!.port } }), port);
+    expect(statusOf(await peer!.next())).toBe(202);
+
+    // Then the receive span (server) is the root and the router's span its child, in one trace
+    const spans = await waitFor('receive and route spans', () => (exporter.getFinishedSpans().length >= 2 ? exporter.getFinishedSpans() : undefined));
+    const receive = spans.find((s) => s.name === 'sip receive MESSAGE');
+    const route = spans.find((s) => s.name === 'route message');
+    expect(receive?.kind).toBe(SpanKind.SERVER);
+    expect(receive?.parentSpanContext).toBeUndefined();
+    expect(route?.spanContext().traceId).toBe(receive?.spanContext().traceId);
+    expect(route?.parentSpanContext?.spanId).toBe(receive?.spanContext().spanId);
+    expect(receive?.attributes).toMatchObject({
+      'sip.call_id': 'trace-1@127.0.0.1',
+      'sip.cseq': '1 MESSAGE',
+      'sip.via.branch': branch,
+      'network.transport': 'udp',
+      'network.peer.address': '127.0.0.1',
+      'network.peer.port': peer!.port,
+      'sip.status_code': 202,
+    });
+    expect(route?.attributes).toMatchObject({ 'bridge.policy.decision': 'allowed', 'bridge.from.domain': 'sip.example.com', 'bridge.to.domain': XMPP_DOMAIN });
+    // And the queued event is counted, its context the router span's (checked across processes in test/integration/tracing-cross-process.test.ts)
+    expect((await queue.counts('to-xmpp')).pending).toBe(1);
+  });
+
+  it('records the refusal on both spans: the status on the receive span, the failed routing on the router span', async () => {
+    // Given the same pair
+    const { tracing, exporter } = recording();
+    const { port } = await sipIntoRouter(tracing);
+    // When a MESSAGE for a domain the bridge does not serve arrives
+    await peer!.send(rawRequest({ uri: 'sip:juliet@elsewhere.example', via: { transport: 'UDP', port: peer!.port } }), port);
+    expect(statusOf(await peer!.next())).toBe(404);
+
+    // Then the receive span says 404 (a client error: not failed), the router span failed
+    const spans = await waitFor('receive and route spans', () => (exporter.getFinishedSpans().length >= 2 ? exporter.getFinishedSpans() : undefined));
+    const receive = spans.find((s) => s.name === 'sip receive MESSAGE');
+    const route = spans.find((s) => s.name === 'route message');
+    expect(receive?.attributes['sip.status_code']).toBe(404);
+    expect(receive?.status.code).toBe(SpanStatusCode.UNSET);
+    expect(route?.parentSpanContext?.spanId).toBe(receive?.spanContext().spanId);
+    expect(route?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(route?.attributes).toMatchObject({ 'bridge.policy.decision': 'refused', 'bridge.policy.rule': 'DOMAIN_NOT_SERVED' });
+  });
+
+  it('makes no span for an OPTIONS keep-alive', async () => {
+    const { tracing, exporter } = recording();
+    const { port } = await sipIntoRouter(tracing);
+    await peer!.send(rawRequest({ method: 'OPTIONS', via: { transport: 'UDP', port: peer!.port } }), port);
+    expect(statusOf(await peer!.next())).toBe(200);
+    expect(exporter.getFinishedSpans()).toEqual([]);
   });
 });
