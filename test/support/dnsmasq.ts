@@ -1,7 +1,7 @@
 /**
  * Starts a private dnsmasq (Debian dnsmasq-base) for a test file: a DNS server on a free
- * loopback port (UDP and TCP) answering NAPTR records given on its command line, nothing
- * forwarded. Names under `zones` that have no record get NXDOMAIN (`--local`); names outside
+ * loopback port (UDP and TCP) answering NAPTR, SRV, TXT and A/AAAA records given on its
+ * command line, nothing forwarded. Names under `zones` that have no record get NXDOMAIN (`--local`); names outside
  * them get REFUSED. Started once per test file (beforeAll), stopped in afterAll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,8 +22,20 @@ export interface DnsmasqNaptr {
   readonly replacement?: string;
 }
 
+/** An SRV record (RFC 2782): `name` such as `_sip._tcp.example.test`. */
+export interface DnsmasqSrv {
+  readonly name: string;
+  readonly target: string;
+  readonly port: number;
+  readonly priority?: number;
+  readonly weight?: number;
+}
+
 export interface DnsmasqOptions {
   readonly naptr: readonly DnsmasqNaptr[];
+  readonly srv?: readonly DnsmasqSrv[];
+  /** A (or AAAA) records: name → address. */
+  readonly hosts?: Readonly<Record<string, string>>;
   /** TXT records (name → text): a name that exists without NAPTR records answers NODATA. */
   readonly txt?: Readonly<Record<string, string>>;
   /** Domains answered from the records only (unknown names → NXDOMAIN). Default `e164.arpa`. */
@@ -84,6 +96,8 @@ export async function startDnsmasq(opts: DnsmasqOptions): Promise<Dnsmasq> {
       return `--naptr-record=${[...fields, ...(r.replacement ? [r.replacement] : [])].join(',')}`;
     }),
     ...Object.entries(opts.txt ?? {}).map(([name, text]) => `--txt-record=${name},${text}`),
+    ...(opts.srv ?? []).map((r) => `--srv-host=${[r.name, r.target, r.port, r.priority ?? 0, r.weight ?? 0].join(',')}`),
+    ...Object.entries(opts.hosts ?? {}).map(([name, address]) => `--host-record=${name},${address}`),
   ];
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
 
