@@ -149,6 +149,8 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
               tracing,
               // Subscriptions in memory die with the process: end them cleanly at stop.
               releaseSubscriptionsOnStop: config.queue.backend === 'memory',
+              // Issue 6 item 5: per-partner caps on TLS connections and subscriptions held.
+              ...policy.federation?.sipAdapterCaps(),
               presence: {
                 defaultExpires: config.presence.defaultExpiresS,
                 minExpires: config.presence.minExpiresS,

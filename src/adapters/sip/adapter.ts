@@ -28,6 +28,7 @@ import { fromSipRequest, toSipRequest, ACCEPTED_CONTENT_TYPE } from './page-mode
 import { PIDF_CONTENT_TYPE } from './pidf.js';
 import { ALLOW_EVENTS, DEFAULT_PRESENCE_LIMITS, statusFor, type Answer, type PresenceContext, type PresenceLimits } from './presence/context.js';
 import { PresenceNotifier, type NotifierRecord } from './presence/notifier.js';
+import { PartnerSubscriptions, type PartnerOf } from './presence/partner-cap.js';
 import { PresenceSubscriber, type SubscriberRecord } from './presence/subscriber.js';
 import { MAGIC_COOKIE, TransactionLayer } from './transaction/layer.js';
 import type { NonInviteServerTransaction } from './transaction/server.js';
@@ -65,6 +66,8 @@ export interface SipAdapterOptions {
   readonly maxServerTransactions?: number;
   /** Where presence subscriptions live; default a MemorySubscriptionStore of DEFAULT_MAX_SUBSCRIPTIONS. */
   readonly subscriptions?: SubscriptionStore;
+  /** A remote watcher's federation partner, whose `limits.maxSubscriptions` caps what it holds (issue 6 item 5). */
+  readonly partnerOf?: PartnerOf;
   /** Subscription durations in seconds (defaults: 3600, minimum 60, maximum 86 400). */
   readonly presence?: Partial<PresenceLimits>;
   /** Transactions by method and final status (ours as client and as server). */
@@ -150,6 +153,7 @@ export class SipAdapter implements Adapter {
       route: (target) => this.nextHop(target),
       exchange: (request, to) => this.exchange(request, to),
       poke: () => this.expiry.poke(),
+      ...(options.partnerOf === undefined ? {} : { partners: new PartnerSubscriptions(this.subscriptions, options.partnerOf, this.log) }),
     };
     this.notifier = new PresenceNotifier(presence);
     this.subscriber = new PresenceSubscriber(presence);

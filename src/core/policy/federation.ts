@@ -14,12 +14,16 @@
  *   keep presence flowing that someone wanted stopped.
  *
  * The certificate checks (mutual TLS, identity assertion against the authenticated partner) sit
- * in the SIP transport and adapter, where the peer certificate is known.
+ * in the SIP transport and adapter, where the peer certificate is known. So do the two caps on
+ * what a partner holds at once (issue 6 item 5), which this class only looks up: connections
+ * (`connectionQuota`, counted by the SIP TLS listener) and subscriptions (`watcherPartner`,
+ * counted in the subscription store by the SIP presence roles, which alone know whether a
+ * request starts a subscription or keeps one going).
  */
 import { BridgeError } from '../errors.js';
-import type { Address, CanonicalEvent } from '../events.js';
+import type { Address, CanonicalEvent, Side } from '../events.js';
 import { checkAssertedIdentity, spoofedIdentityError } from './assertion.js';
-import { normalizeDomain, type Partner, type PartnerRegistry } from './partners.js';
+import { normalizeDomain, type Partner, type PartnerRegistry, type PeerCertificate } from './partners.js';
 import { MemoryRateLimiter, rateLimitedError, type RateLimiter } from './rate-limit.js';
 
 export interface FederationPolicyOptions {
@@ -31,6 +35,20 @@ export interface FederationPolicyOptions {
    * memory (one process). Scaled out, the app gives Redis-backed ones, shared by every router.
    */
   readonly limiterFor?: (bucket: { ratePerSecond: number; burst: number; maxKeys: number }, kind: 'message' | 'subscription') => RateLimiter;
+}
+
+/** The partner a remote watcher belongs to, and how many subscriptions it may hold at once. */
+export interface WatcherPartner {
+  readonly name: string;
+  readonly maxSubscriptions: number;
+}
+
+/** How many connections a TLS peer may hold open at once, counted under `key` (its partner). */
+export interface ConnectionQuota {
+  readonly key: string;
+  readonly limit: number;
+  /** The config rule, for the audit line of a refusal. */
+  readonly rule: string;
 }
 
 /** Partners made up for unknown domains in open mode share one bounded limiter per kind. */
@@ -86,6 +104,37 @@ export class FederationPolicy {
         );
       }
     }
+  }
+
+  /**
+   * The partner whose users live at `domain` on `side`, with its subscription cap: undefined for
+   * the operator's own domains and, in closed mode, for unknown ones (their requests are refused
+   * anyway). In open mode an unknown domain is a partner of its own (`open:<domain>`).
+   */
+  watcherPartner(side: Side, domain: string): WatcherPartner | undefined {
+    if (this.local[side].has(normalizeDomain(domain))) return undefined;
+    // authorize() finds the partner the way check() does; a refusal for another reason (a
+    // direction, a feature, no certificate) still names it.
+    const partner = this.options.registry.authorize({ side, domain, direction: 'inbound', feature: 'presence' }).partner;
+    return partner === undefined ? undefined : { name: partner.name, maxSubscriptions: partner.limits.maxSubscriptions };
+  }
+
+  /**
+   * The SIP partner a TLS peer's certificate authenticates (RFC 5922 §7.1 identities, or a
+   * pinned SHA-256 fingerprint), with its connection cap; undefined for any other peer.
+   */
+  connectionQuota(peer: PeerCertificate): ConnectionQuota | undefined {
+    const partner = this.options.registry.partnerForCertificate('sip', peer);
+    if (partner === undefined) return undefined;
+    return { key: partner.name, limit: partner.limits.maxConnections, rule: `partner ${partner.name} limits.maxConnections` };
+  }
+
+  /** The two caps as SipAdapter options (`transport.admitConnection`, `partnerOf`). */
+  sipAdapterCaps(): {
+    transport: { admitConnection: (peer: PeerCertificate) => ConnectionQuota | undefined };
+    partnerOf: (side: Side, domain: string) => WatcherPartner | undefined;
+  } {
+    return { transport: { admitConnection: (peer) => this.connectionQuota(peer) }, partnerOf: (side, domain) => this.watcherPartner(side, domain) };
   }
 
   /** Closes the bucket stores (Redis connections). */

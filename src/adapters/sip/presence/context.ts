@@ -11,6 +11,7 @@ import type { Logger } from '../../../telemetry/logger.js';
 import type { SipHeader, SipRequest, SipResponse } from '../codec/message.js';
 import type { LocalSide } from '../dialog.js';
 import type { Destination, TransportKind } from '../transport/transport.js';
+import type { PartnerSubscriptions } from './partner-cap.js';
 
 /** Subscription durations in seconds (RFC 3856 §6.4: one hour by default). */
 export interface PresenceLimits {
@@ -37,6 +38,8 @@ export interface PresenceContext {
   exchange(request: SipRequest, to: Destination): Promise<SipResponse>;
   /** Tells the expiry scheduler a record was put that may expire before the one it waits for. */
   poke(): void;
+  /** Federation partners' subscription caps (issue 6 item 5); without it nothing is capped or tagged. */
+  readonly partners?: PartnerSubscriptions;
 }
 
 /** An answer to the request being handled, built by the adapter's one response builder. */

@@ -17,6 +17,7 @@ import { senderAddress } from '../page-mode.js';
 import { buildPidf, PIDF_CONTENT_TYPE } from '../pidf.js';
 import { peerFacts } from '../peer-facts.js';
 import { addressKey, ALLOW_EVENTS, bare, KeyedSerial, statusFor, type Answer, type PresenceContext } from './context.js';
+import type { Admission } from './partner-cap.js';
 import type { ReceivedFrom } from '../transport/transport.js';
 
 /** What a notifier record holds besides the dialog. */
@@ -157,21 +158,29 @@ export class PresenceNotifier {
       return answer(400, { reason: err instanceof DialogError ? 'Malformed Dialog Headers' : 'Malformed Address' });
     }
     const id = notifierId(dialog.callId, localTag, dialog.remoteTag);
+    const pair = await this.pairRecords(presentity, watcher);
     // An authorization the XMPP user already gave covers a new dialog from the same watcher
     // (RFC 8048 §5.1: authorizations are long-lived, dialogs are not).
-    const authorized = (await this.pairRecords(presentity, watcher)).find((r) => r.state === 'active');
+    const authorized = pair.find((r) => r.state === 'active');
+    const partner = this.ctx.partners?.tag('sip', watcher.domain);
     const record: NotifierRecord = {
       id,
       role: 'notifier',
       watcher: addressKey(watcher),
       presentity: addressKey(presentity),
+      ...(partner === undefined ? {} : { partner }),
       state: authorized ? 'active' : 'pending',
       expiresAt: this.ctx.now() + expires * 1000,
       data: { dialog, watcher, presentity, resources: authorized?.data.resources ?? [] },
     };
     await this.locked(id, async (sends) => {
+      let admission: Admission | undefined;
       try {
+        // Issue 6 item 5: a new subscription counts against its partner's cap (503 past it);
+        // another dialog of a pair already subscribed keeps what the pair has.
+        if (pair.length === 0) admission = await this.ctx.partners?.admit('sip', watcher);
         await this.ctx.store.put(record); // refused when the store is full (503)
+        admission?.release();
         this.ctx.poke();
         const cseq = dialog.remoteSeq;
         const base = { origin: 'sip' as const, from: watcher, to: presentity, createdAt: this.ctx.now(), originRef: dialog.callId, ...peerFacts(req, from) };
@@ -190,6 +199,7 @@ export class PresenceNotifier {
             .catch((err: unknown) => this.ctx.log.debug({ err, subscription: id }, 'probe for a new watcher not taken'));
         }
       } catch (err) {
+        admission?.release();
         await this.ctx.store.delete(id);
         const status = statusFor(err);
         this.ctx.log.info({ err, subscription: id, status }, 'SUBSCRIBE not accepted');

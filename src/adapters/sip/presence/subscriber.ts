@@ -100,7 +100,7 @@ export class PresenceSubscriber {
     const presentity = bare(event.to);
     await this.serial.run(pairKey(watcher, presentity), async () => {
       const existing = await this.pairRecords(watcher, presentity);
-      if (existing.length === 0) return this.start(watcher, presentity, { attempts: 0, approved: false });
+      if (existing.length === 0) return this.startNew(watcher, presentity);
       // One SIP subscription per pair: a repeated request is answered from what is known.
       const active = existing.find((r) => r.state === 'active');
       if (active) await this.tell(active, 'approve', active.data.last, `sip-repeat:${event.id}`);
@@ -135,7 +135,7 @@ export class PresenceSubscriber {
       // A probe has no answer to fail: a refusal is logged, not turned into an error stanza.
       await this.serial
         .run(pairKey(watcher, presentity), async () => {
-          if ((await this.pairRecords(watcher, presentity)).length === 0) await this.start(watcher, presentity, { attempts: 0, approved: false });
+          if ((await this.pairRecords(watcher, presentity)).length === 0) await this.startNew(watcher, presentity);
         })
         .catch((err: unknown) => this.ctx.log.info({ err, watcher: addressKey(watcher), presentity: addressKey(presentity) }, 'SIP subscription for a probe not started'));
       return;
@@ -262,6 +262,19 @@ export class PresenceSubscriber {
     }
     // RFC 6665 §4.1.2.2: other failures leave the subscription valid until its known end.
     await this.serial.run(record.id, () => this.put({ ...record, data: { ...record.data, dialog } }, now + REFRESH_RETRY_MS));
+  }
+
+  /**
+   * A subscription for a pair that holds none: counted against the XMPP watcher's partner's cap
+   * first (issue 6 item 5), its place held until start() has stored the record or failed.
+   */
+  private async startNew(watcher: Address, presentity: Address): Promise<void> {
+    const admission = await this.ctx.partners?.admit('xmpp', watcher);
+    try {
+      await this.start(watcher, presentity, { attempts: 0, approved: false });
+    } finally {
+      admission?.release();
+    }
   }
 
   /** The first SUBSCRIBE of a new dialog; resolves on 2xx, rejects with the SIP refusal. */
@@ -394,11 +407,14 @@ export class PresenceSubscriber {
   }
 
   private newRecord(id: string, data: SubscriberData): SubscriberRecord {
+    // The watcher is an XMPP user (by its SIP-side address, same domain): its partner's record.
+    const partner = this.ctx.partners?.tag('xmpp', data.watcher.domain);
     return {
       id,
       role: 'subscriber',
       watcher: addressKey(data.watcher),
       presentity: addressKey(data.presentity),
+      ...(partner === undefined ? {} : { partner }),
       state: 'pending',
       expiresAt: this.ctx.now() + this.ctx.timerN,
       data,

@@ -5,6 +5,7 @@
  * (tls.ts): a StreamLayer says how sockets are made, everything after that is shared.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { AuditLog } from '../../../core/audit.js';
 import type { Logger } from '../../../telemetry/logger.js';
 import { SipStreamFramer } from '../codec/framer.js';
 import type { Endpoint } from './via.js';
@@ -17,7 +18,25 @@ export interface TcpOptions {
   readonly maxConnections: number;
   /** An outbound connect that has not completed by then fails. */
   readonly connectTimeoutMs: number;
+  /** Caps inbound connections per peer (a federation partner); see AdmitConnection. */
+  readonly admit?: AdmitConnection;
 }
+
+/** An inbound connection's peer, as the listener knows it once the connection may carry SIP. */
+export interface ConnectingPeer {
+  /** RFC 5922 §7.1 identities of its verified certificate; empty when it showed none. */
+  readonly certificateIdentities: readonly string[];
+  /** SHA-256 of the certificate it presented (Node's `fingerprint256`), if any. */
+  readonly fingerprint?: string;
+  /** `host:port`, for the audit line. */
+  readonly remote: string;
+}
+
+/**
+ * Issue 6 item 5: inbound connections counted under `key` (its partner), at most `limit` open
+ * at once in this process; undefined leaves the peer to the listener's overall bound only.
+ */
+export type AdmitConnection = (peer: ConnectingPeer) => { readonly key: string; readonly limit: number; readonly rule?: string } | undefined;
 
 export interface TcpConnectionInfo {
   readonly id: number;
@@ -44,6 +63,8 @@ export interface StreamLayer {
   connect(to: StreamTarget, timeoutMs: number): Promise<Socket>;
   /** The peer's verified identities, undefined when it did not authenticate. */
   identities(socket: Socket): readonly string[] | undefined;
+  /** SHA-256 of the certificate the peer presented; plain TCP has none. */
+  fingerprint?(socket: Socket): string | undefined;
 }
 
 /** Plain TCP. */
@@ -89,6 +110,9 @@ export class TcpTransport {
   /** The one alias each connection holds at most (so a peer cannot grow the table). */
   private readonly aliasOf = new Map<number, string>();
   private readonly connecting = new Map<string, Promise<Connection>>();
+  /** Inbound connections open per AdmitConnection key. */
+  private readonly admitted = new Map<string, number>();
+  private readonly audit: AuditLog;
   private nextId = 1;
   private stopping = false;
 
@@ -98,7 +122,9 @@ export class TcpTransport {
     private readonly onFrame: (data: Buffer, conn: TcpConnectionInfo) => void,
     private readonly logger: Logger,
     private readonly layer: StreamLayer = plainTcp,
-  ) {}
+  ) {
+    this.audit = new AuditLog(logger);
+  }
 
   get openConnections(): number {
     return this.connections.size;
@@ -198,7 +224,46 @@ export class TcpTransport {
       socket.destroy();
       return;
     }
+    const key = this.admission(socket);
+    if (key === false) return;
     this.adopt(socket);
+    if (key === undefined) return;
+    this.admitted.set(key, (this.admitted.get(key) ?? 0) + 1);
+    socket.once('close', () => {
+      const left = (this.admitted.get(key) ?? 1) - 1;
+      if (left > 0) this.admitted.set(key, left);
+      else this.admitted.delete(key);
+    });
+  }
+
+  /**
+   * The key an inbound connection counts under, undefined when it is not counted, or false when
+   * its key is at its limit: the socket is then destroyed before a byte of SIP is read, and the
+   * refusal written to the audit log (folded there, so a flood of connections is a few lines).
+   */
+  private admission(socket: Socket): string | undefined | false {
+    if (this.opts.admit === undefined) return undefined;
+    const identities = this.layer.identities(socket) ?? [];
+    const fingerprint = this.layer.fingerprint?.(socket);
+    const remote = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+    const cap = this.opts.admit({ certificateIdentities: identities, remote, ...(fingerprint === undefined ? {} : { fingerprint }) });
+    if (cap === undefined) return undefined;
+    const open = this.admitted.get(cap.key) ?? 0;
+    if (open < cap.limit) return cap.key;
+    this.audit.deny({
+      rule: 'partner-connections',
+      who: [cap.key, socket.remoteAddress ?? '', ...identities].join(' '),
+      what: 'connection',
+      reason: `${cap.rule ?? cap.key}: ${open} of ${cap.limit} open`,
+      details: { partner: cap.key, remote, transport: this.layer.name },
+    });
+    socket.destroy();
+    return false;
+  }
+
+  /** Inbound connections open under an AdmitConnection key (for tests and metrics). */
+  admittedConnections(key: string): number {
+    return this.admitted.get(key) ?? 0;
   }
 
   private open(to: StreamTarget): Promise<Connection> {

@@ -138,6 +138,17 @@ export class TlsLayer implements StreamLayer {
     return certificateIdentities(tls.getPeerCertificate());
   }
 
+  /**
+   * The presented certificate's SHA-256, verified chain or not: the handshake proved the peer
+   * holds its key (RFC 8446 §4.4.3 CertificateVerify), which is what a pinned fingerprint asks.
+   */
+  fingerprint(socket: Socket): string | undefined {
+    const cert = (socket as TLSSocket).getPeerCertificate();
+    // An empty object when the peer showed no certificate.
+    const fingerprint = cert?.fingerprint256;
+    return fingerprint === undefined || fingerprint === '' ? undefined : fingerprint;
+  }
+
   private common(m: Material): { cert: Buffer; key: Buffer; minVersion: SecureVersion; maxVersion?: SecureVersion; ciphers?: string } {
     if (!this.config.allowNullCiphers) return { cert: m.cert, key: m.key, minVersion: this.config.minVersion };
     // TLS 1.3 would win the negotiation and it has no NULL suite in OpenSSL 3.0.

@@ -14,7 +14,7 @@ import { serializeMessage } from '../codec/serialize.js';
 import { BridgeError } from '../../../core/errors.js';
 import { randomToken } from '../../../core/ids.js';
 import { formatVia, parseVia } from '../codec/uri.js';
-import { TcpTransport, type TcpConnectionInfo } from './tcp.js';
+import { TcpTransport, type AdmitConnection, type TcpConnectionInfo } from './tcp.js';
 import { matchesDomain, TlsLayer } from './tls.js';
 import { UdpListener } from './udp.js';
 import { DEFAULT_SIP_PORT, responseDestination, stampReceived, stripBrackets, topVia, type Endpoint } from './via.js';
@@ -56,6 +56,11 @@ export interface TransportOptions {
   readonly idleConnectionMs?: number;
   /** Open TCP connections at most, and as many TLS ones. Default 1024. */
   readonly maxConnections?: number;
+  /**
+   * TLS listeners: inbound connections per federation partner, by its certificate (issue 6
+   * item 5). Counted in this process: each SIP edge holds its own sockets.
+   */
+  readonly admitConnection?: AdmitConnection;
 }
 
 export type MessageHandler = (message: SipMessage, from: ReceivedFrom) => void;
@@ -97,7 +102,7 @@ export class SipTransport {
       config.tls &&
       new TcpTransport(
         listenOn('tls'),
-        streamOptions,
+        { ...streamOptions, ...(options.admitConnection === undefined ? {} : { admit: options.admitConnection }) },
         (data, conn) => this.receive(data, streamFrom('tls', conn)),
         logger,
         new TlsLayer(config.tls, { handshakeTimeoutMs: streamOptions.connectTimeoutMs, maxConnections: streamOptions.maxConnections }, logger),
