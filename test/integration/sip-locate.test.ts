@@ -1,0 +1,172 @@
+/**
+ * RFC 3263 next-hop location against a real DNS server (dnsmasq on loopback) and sipp UASes:
+ * a MESSAGE to bob@<domain> reaches the server the domain's NAPTR/SRV records name, goes on to
+ * the lower-priority SRV target when the first refuses the connection (§4.3), follows a
+ * federation partner's configured next hop, and is still routed from the cache while the DNS
+ * server is down.
+ */
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SipAdapter } from '../../src/adapters/sip/adapter.js';
+import { partnerRoutes } from '../../src/adapters/sip/partner-routes.js';
+import { sipSchema } from '../../src/config/schema.js';
+import { messageEvent, type MessageEvent } from '../../src/core/events.js';
+import { PartnerRegistry, partnersSchema } from '../../src/core/policy/partners.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.js';
+import { freePort } from '../support/ports.js';
+import { startSipp, type Sipp, type SippResult } from '../support/sipp.js';
+
+let dns: Dnsmasq;
+let adapter: SipAdapter;
+/** The adapter's log lines (JSON), to see the targets it tried. */
+const logLines: string[] = [];
+/** Where each case's sipp UAS listens (DNS names them before the UAS starts). */
+const ports = { naptr: 0, srv: 0, closed: 0, backup: 0, partner: 0 };
+
+beforeAll(async () => {
+  for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
+  dns = await startDnsmasq({
+    zones: ['partner.test', 'srvonly.test', 'failover.test', 'acme.test'],
+    naptr: [
+      // RFC 3263 §4.1: the server's preferences; UDP is ours only with a UDP listener (none here).
+      { name: 'partner.test', order: 10, preference: 10, flags: 's', service: 'SIP+D2U', regexp: '', replacement: '_sip._udp.partner.test' },
+      { name: 'partner.test', order: 20, preference: 10, flags: 's', service: 'SIP+D2T', regexp: '', replacement: '_sip._tcp.partner.test' },
+    ],
+    srv: [
+      { name: '_sip._udp.partner.test', target: 'udp.partner.test', port: 9 },
+      { name: '_sip._tcp.partner.test', target: 'sip1.partner.test', port: ports.naptr },
+      { name: '_sip._tcp.srvonly.test', target: 'sip.srvonly.test', port: ports.srv },
+      { name: '_sip._tcp.failover.test', target: 'down.failover.test', port: ports.closed, priority: 10 },
+      { name: '_sip._tcp.failover.test', target: 'up.failover.test', port: ports.backup, priority: 20 },
+      { name: '_sip._tcp.edge.acme.test', target: 'sbc.acme.test', port: ports.partner },
+    ],
+    hosts: {
+      'udp.partner.test': '127.0.0.1',
+      'sip1.partner.test': '127.0.0.1',
+      'sip.srvonly.test': '127.0.0.1',
+      'down.failover.test': '127.0.0.1',
+      'up.failover.test': '127.0.0.1',
+      'sbc.acme.test': '127.0.0.1',
+      // The partner's own domain resolves elsewhere: only its next hop reaches the UAS.
+      'acme.test': '127.0.0.2',
+    },
+  });
+  const config = sipSchema.parse({
+    listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
+    timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 },
+    dns: { servers: [`${dns.host}:${dns.port}`], timeoutMs: 1000 },
+  });
+  const registry = new PartnerRegistry(
+    partnersSchema.parse({ partners: [{ name: 'acme', side: 'sip', domains: ['acme.test'], nextHop: 'sip:edge.acme.test;transport=tcp;lr' }] }),
+  );
+  const out = new PassThrough();
+  out.setEncoding('utf8');
+  out.on('data', (chunk: string) => logLines.push(...chunk.split('\n').filter(Boolean)));
+  const logger = createLogger({ level: 'info', destination: out });
+  adapter = new SipAdapter(config, { onEvent: () => Promise.resolve() }, logger, { routeFor: partnerRoutes(registry) });
+  await adapter.start();
+});
+
+afterAll(async () => {
+  await adapter?.stop();
+  await dns?.stop();
+});
+
+function messageTo(domain: string, body: string): MessageEvent {
+  return messageEvent({
+    origin: 'xmpp',
+    from: { side: 'sip', user: 'romeo', domain: 'xmpp.example.org' },
+    to: { side: 'sip', user: 'bob', domain },
+    body,
+    dedupeKey: `test:${body}`,
+    createdAt: Date.now(),
+  });
+}
+
+function uas(port: number): Promise<Sipp> {
+  return startSipp({ role: 'uas', scenario: 'uas-message.xml', transport: 'tcp', port, keys: { status: '200', reason: 'OK' } });
+}
+
+async function finished(sipp: Sipp): Promise<SippResult> {
+  try {
+    return await sipp.done;
+  } finally {
+    await sipp.stop();
+  }
+}
+
+async function explain(r: SippResult): Promise<string> {
+  return `sipp exit ${r.code}\n${r.errors}\n${r.output.slice(-1500)}\n--- dnsmasq ---\n${(await dns.log()).slice(-2000)}`;
+}
+
+describe('MESSAGE routed by RFC 3263 (dnsmasq)', () => {
+  it('given NAPTR → SRV → A for partner.test, when bob@partner.test is written to, then the MESSAGE reaches the SRV target over TCP', async () => {
+    const sipp = await uas(ports.naptr);
+    await adapter.send(messageTo('partner.test', 'via naptr'));
+    const result = await finished(sipp);
+
+    expect(result.code, await explain(result)).toBe(0);
+    expect(result.messages).toMatch(/^MESSAGE sip:bob@partner\.test SIP\/2\.0/m);
+    expect(result.messages).toMatch(/^Via: SIP\/2\.0\/TCP /m);
+    expect(result.messages).not.toMatch(/^Route:/m);
+    const log = await dns.log();
+    expect(log).toMatch(/query\[NAPTR\] partner\.test/);
+    // SIP+D2U was preferred by the server but we have no UDP listener: its SRV was not asked.
+    expect(log).not.toContain('_sip._udp.partner.test');
+  });
+
+  it('given only an SRV record (no NAPTR), when bob@srvonly.test is written to, then the MESSAGE reaches the SRV target', async () => {
+    const sipp = await uas(ports.srv);
+    await adapter.send(messageTo('srvonly.test', 'via srv'));
+    const result = await finished(sipp);
+
+    expect(result.code, await explain(result)).toBe(0);
+    expect(result.messages).toMatch(/^MESSAGE sip:bob@srvonly\.test SIP\/2\.0/m);
+    expect(result.messages).toContain('via srv');
+  });
+
+  it('given the priority-10 SRV target refuses connections, when bob@failover.test is written to, then the priority-20 target gets it (§4.3)', async () => {
+    const sipp = await uas(ports.backup);
+    await adapter.send(messageTo('failover.test', 'after failover'));
+    const result = await finished(sipp);
+
+    expect(result.code, await explain(result)).toBe(0);
+    expect(result.messages).toMatch(/^MESSAGE sip:bob@failover\.test SIP\/2\.0/m);
+    expect(result.messages).toContain('after failover');
+    // The priority-10 target was tried first and refused the connection.
+    const failover = logLines.map((l) => JSON.parse(l) as { msg: string; failed?: string; next?: string }).find((l) => l.msg.startsWith('SIP next hop failed'));
+    expect(failover).toMatchObject({ failed: `tcp:127.0.0.1:${ports.closed}`, next: `tcp:127.0.0.1:${ports.backup}` });
+  });
+
+  it('given acme.test is a partner with nextHop sip:edge.acme.test;lr, when bob@acme.test is written to, then the MESSAGE goes to the next hop with a Route header', async () => {
+    const sipp = await uas(ports.partner);
+    await adapter.send(messageTo('acme.test', 'to the partner'));
+    const result = await finished(sipp);
+
+    expect(result.code, await explain(result)).toBe(0);
+    expect(result.messages).toMatch(/^MESSAGE sip:bob@acme\.test SIP\/2\.0/m);
+    expect(result.messages).toContain('Route: <sip:edge.acme.test;transport=tcp;lr>');
+  });
+
+  it('given srvonly.test was located, when the DNS server is down, then a second MESSAGE still goes (answers cached)', async () => {
+    await dns.halt();
+    try {
+      const sipp = await uas(ports.srv);
+      await adapter.send(messageTo('srvonly.test', 'from the cache'));
+      const result = await finished(sipp);
+      expect(result.code, await explain(result)).toBe(0);
+      expect(result.messages).toContain('from the cache');
+    } finally {
+      await dns.restart();
+    }
+  });
+
+  it('given a domain with no records at all, when written to, then send() rejects as retryable <remote-server-not-found/>', async () => {
+    const err = await adapter.send(messageTo('nothing.partner.test', 'lost')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'SIP_UNRESOLVABLE', condition: 'remote-server-not-found', retryable: true });
+  });
+});
