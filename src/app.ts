@@ -3,6 +3,7 @@
  * identity chain (issue 3).
  */
 import { SipAdapter } from './adapters/sip/adapter.js';
+import { partnerRoutes } from './adapters/sip/partner-routes.js';
 import { XmppAdapter, type WatchedPair } from './adapters/xmpp/adapter.js';
 import type { BridgeConfig } from './config/schema.js';
 import { Bridge, type BridgeOptions } from './core/bridge.js';
@@ -117,7 +118,9 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
   const identities = buildIdentityChain(config.mapping, logger.child({ component: 'identity' }), (a) =>
     metrics.identityLookup(a.source, a.outcome === 'found' || a.outcome === 'not-found' ? a.outcome : 'error', a.ms),
   );
-  const policy = federationOf(config, logger);
+  // One registry for the router's policy and the SIP edge's partner routes (issue 6 item 2).
+  const partners = config.federation === undefined ? undefined : new PartnerRegistry(config.federation, { logger: logger.child({ component: 'federation' }) });
+  const policy = federationOf(config, logger, partners);
   const router = new Router({
     translator,
     identities: identities.chain,
@@ -149,6 +152,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
               tracing,
               // Subscriptions in memory die with the process: end them cleanly at stop.
               releaseSubscriptionsOnStop: config.queue.backend === 'memory',
+              ...(partners === undefined ? {} : { routeFor: partnerRoutes(partners) }),
               // Issue 6 item 5: per-partner caps on TLS connections and subscriptions held.
               ...policy.federation?.sipAdapterCaps(),
               presence: {
@@ -176,16 +180,16 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
 }
 
 /** The federation policy and the operator's number ranges, when configured. */
-function federationOf(config: Readonly<BridgeConfig>, logger: Logger): { federation?: FederationPolicy; ownNumbers?: NumberRanges } {
+function federationOf(config: Readonly<BridgeConfig>, logger: Logger, registry: PartnerRegistry | undefined): { federation?: FederationPolicy; ownNumbers?: NumberRanges } {
   const routes = config.role === 'all' || config.role === 'router';
   if (routes && config.federation === undefined) {
     logger.warn('no federation section: every domain may send and be reached (configure federation.partners to restrict)');
   }
   const federation =
-    config.federation === undefined
+    registry === undefined
       ? undefined
       : new FederationPolicy({
-          registry: new PartnerRegistry(config.federation, { logger: logger.child({ component: 'federation' }) }),
+          registry,
           local: { sip: config.mapping.sipDomains, xmpp: config.mapping.xmppDomains },
           // Scaled out, every router draws on the same buckets, so a partner's limit is one limit.
           ...(config.queue.backend === 'redis'
