@@ -35,6 +35,12 @@ describe('config', () => {
     expect(config.queue).toMatchObject({ backend: 'memory', maxAttempts: 5 });
   });
 
+  it('takes SIP DNS servers as ip, ip:port or [v6]:port, with a default query timeout', () => {
+    const config = parseConfig(withPatch((d) => (d['sip']['dns'] = { servers: ['127.0.0.1:5353', '192.0.2.53', '[::1]:53', '::1'] })));
+    expect(config.sip.dns).toEqual({ servers: ['127.0.0.1:5353', '192.0.2.53', '[::1]:53', '::1'], timeoutMs: 2000 });
+    expect(parseConfig(minimal).sip.dns).toBeUndefined();
+  });
+
   it('fills identity source defaults from the issue-3 schema', () => {
     const config = parseConfig(
       withPatch((d) => {
@@ -92,6 +98,8 @@ describe('config', () => {
     ['a number not in E.164', withPatch((d) => (d['mapping']['identities'] = [{ e164: '5551234567', sip: 'sip:a@b' }])), /mapping\.identities\.0\.e164: an E\.164 number/],
     ['a SIP address that is not a URI', withPatch((d) => (d['mapping']['identities'] = [{ e164: '+15551234567', sip: 'alice' }])), /mapping\.identities\.0\.sip/],
     ['an outbound proxy that is not a SIP URI', withPatch((d) => (d['sip']['outboundProxy'] = '127.0.0.1:5070')), /sip\.outboundProxy/],
+    ['a SIP DNS server named by host name (c-ares takes IPs)', withPatch((d) => (d['sip']['dns'] = { servers: ['dns.example:53'] })), /sip\.dns\.servers\.0: an IP address/],
+    ['a SIP DNS server with a port past 65535', withPatch((d) => (d['sip']['dns'] = { servers: ['127.0.0.1:70000'] })), /sip\.dns\.servers\.0/],
     ['no XMPP domain', withPatch((d) => (d['mapping']['xmppDomains'] = [])), /mapping\.xmppDomains/],
     ['an unknown queue backend', withPatch((d) => (d['queue'] = { backend: 'kafka' })), /queue\.backend/],
     ['a region without a numbering plan', withPatch((d) => (d['mapping']['defaultRegion'] = 'ZZ')), /mapping\.defaultRegion: a region/],
