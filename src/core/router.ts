@@ -112,7 +112,7 @@ export class Router {
     try {
       const carrier = span?.carrier();
       routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to }, ...(carrier === undefined ? {} : { trace: carrier }) };
-      if (tracing?.enabled === true) span?.span.setAttributes(partiesOf(event, routed));
+      if (tracing?.enabled === true) span?.span.setAttributes(this.partiesOf(event, routed));
       await this.options.federation?.check(event, routed);
       if (!this.visible(event, routed)) {
         metrics?.event(direction, event.kind, 'withheld');
@@ -152,6 +152,23 @@ export class Router {
       { event: event.id, kind: event.kind, from: formatAddress(routed.from), to: formatAddress(routed.to) },
       'event routed',
     );
+  }
+
+  /**
+   * Who the event is between, as span attributes: both domains (sender as it arrived, recipient
+   * as mapped) and the federation partner at whichever end is not ours, when one is configured.
+   */
+  private partiesOf(inbound: CanonicalEvent, routed: { from: Address; to: Address }): Record<string, string> {
+    const federation = this.options.federation;
+    const partner = federation?.watcherPartner(inbound.from.side, inbound.from.domain) ?? federation?.watcherPartner(routed.to.side, routed.to.domain);
+    return {
+      'bridge.kind': inbound.kind,
+      'bridge.from.side': inbound.from.side,
+      'bridge.from.domain': inbound.from.domain,
+      'bridge.to.side': routed.to.side,
+      'bridge.to.domain': routed.to.domain,
+      ...(partner === undefined ? {} : { 'bridge.partner': partner.name }),
+    };
   }
 
   /**
@@ -261,20 +278,6 @@ export class Router {
   private enqueue(event: CanonicalEvent): Promise<void> {
     return enqueueForDelivery(this.options.queue, event);
   }
-}
-
-/**
- * Who the event is between, as span attributes: the partner is whichever end is not ours, so
- * both domains are named (sender as it arrived, recipient as mapped).
- */
-function partiesOf(inbound: CanonicalEvent, routed: { from: Address; to: Address }): Record<string, string> {
-  return {
-    'bridge.kind': inbound.kind,
-    'bridge.from.side': inbound.from.side,
-    'bridge.from.domain': inbound.from.domain,
-    'bridge.to.side': routed.to.side,
-    'bridge.to.domain': routed.to.domain,
-  };
 }
 
 /** The policy decision on a refused event: its rule (DENIAL_RULES, or rate-limited with the partner) or else its error code. */

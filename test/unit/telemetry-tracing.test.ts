@@ -5,6 +5,8 @@ import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { createTracing, type BridgeTracing } from '../../src/telemetry/tracing.js';
 import { SipAdapter } from '../../src/adapters/sip/adapter.js';
 import { sipSchema } from '../../src/config/schema.js';
+import { FederationPolicy } from '../../src/core/policy/federation.js';
+import { PartnerRegistry, partnersSchema } from '../../src/core/policy/partners.js';
 import { MemoryQueue } from '../../src/core/queue/memory.js';
 import { Router } from '../../src/core/router.js';
 import { AddressTranslator } from '../../src/mapping/address.js';
@@ -191,7 +193,7 @@ describe('tracing: the receiving adapter starts the trace', () => {
   });
 
   /** A SIP adapter on a loopback UDP port handing what it takes to a real router. */
-  async function sipIntoRouter(tracing: BridgeTracing): Promise<{ port: number; queue: MemoryQueue }> {
+  async function sipIntoRouter(tracing: BridgeTracing, federation?: FederationPolicy): Promise<{ port: number; queue: MemoryQueue }> {
     const queue = new MemoryQueue({ maxAttempts: 1, backoffMs: 1, maxBackoffMs: 1, maxPending: 10 });
     const router = new Router({
       translator: new AddressTranslator({ componentDomain: 'sip.xmpp.test', xmppDomains: [XMPP_DOMAIN] }),
@@ -199,6 +201,7 @@ describe('tracing: the receiving adapter starts the trace', () => {
       queue,
       logger: silentLogger(),
       tracing,
+      ...(federation === undefined ? {} : { federation }),
     });
     const config = sipSchema.parse({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } });
     adapter = new SipAdapter(config, { onEvent: (event) => router.route(event) }, silentLogger(), { tracing });
@@ -255,6 +258,29 @@ describe('tracing: the receiving adapter starts the trace', () => {
     expect(route?.parentSpanContext?.spanId).toBe(receive?.spanContext().spanId);
     expect(route?.status.code).toBe(SpanStatusCode.ERROR);
     expect(route?.attributes).toMatchObject({ 'bridge.policy.decision': 'refused', 'bridge.policy.rule': 'DOMAIN_NOT_SERVED' });
+  });
+
+  it('names the federation partner and its denial on the router span', async () => {
+    // Given a closed federation with one SIP partner, globex
+    const { tracing, exporter } = recording();
+    const registry = new PartnerRegistry(partnersSchema.parse({ partners: [{ name: 'globex', side: 'sip', domains: ['globex.example'], features: ['im'] }] }));
+    const { port } = await sipIntoRouter(tracing, new FederationPolicy({ registry, local: { sip: ['corp.example'], xmpp: [XMPP_DOMAIN] } }));
+    // When globex sends a MESSAGE, then a domain that is no partner does
+    const sentFrom = (domain: string) =>
+      rawRequest({ uri: `sip:juliet@${XMPP_DOMAIN}`, via: { transport: 'UDP', port: peer!.port } }).replace(/^From: .*$/m, `From: <sip:carol@${domain}>;tag=t1`);
+    await peer!.send(sentFrom('globex.example'), port);
+    expect(statusOf(await peer!.next())).toBe(202);
+    await peer!.send(sentFrom('stranger.example'), port);
+    expect(statusOf(await peer!.next())).toBe(403);
+
+    // Then the router spans say who and what was decided
+    const routes = await waitFor('two router spans', () => {
+      const found = exporter.getFinishedSpans().filter((s) => s.name === 'route message');
+      return found.length >= 2 ? found : undefined;
+    });
+    expect(routes[0]?.attributes).toMatchObject({ 'bridge.partner': 'globex', 'bridge.from.domain': 'globex.example', 'bridge.policy.decision': 'allowed' });
+    expect(routes[1]?.attributes).toMatchObject({ 'bridge.from.domain': 'stranger.example', 'bridge.policy.decision': 'denied', 'bridge.policy.rule': 'federation-denied' });
+    expect(routes[1]?.attributes['bridge.partner']).toBeUndefined();
   });
 
   it('makes no span for an OPTIONS keep-alive', async () => {
