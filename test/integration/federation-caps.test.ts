@@ -1,0 +1,350 @@
+/**
+ * Per-partner caps over real TLS, the whole bridge (issue 6 item 5): `createBridge` with three
+ * SIP partners, Prosody behind the component, and each partner a Node TLS client with its own
+ * certificate made for the run.
+ *
+ * - acme (maxConnections 2): a third connection at once is closed before any SIP is read, while
+ *   beta's still works, and a place freed by a close is taken again.
+ * - gamma (maxSubscriptions 3): three SUBSCRIBEs of its watchers are taken, the fourth refused
+ *   503 with Retry-After, while a refresh of one it holds, and a new dialog of a watcher already
+ *   subscribed, are still taken.
+ */
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { connect, type TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBridge, type BridgeWithIdentities } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
+import { createLogger, type Logger } from '../../src/telemetry/logger.js';
+import { freePort, waitFor } from '../support/ports.js';
+import { startProsody, type Prosody } from '../support/prosody.js';
+import { header, newBranch, statusOf } from '../support/raw-sip.js';
+import { createTestCa, type IssuedCert, type TestCa } from '../support/test-ca.js';
+
+const XMPP_DOMAIN = 'xmpp.test';
+const GAMMA_MAX_SUBSCRIPTIONS = 3;
+
+let ca: TestCa;
+let bridgeCert: IssuedCert;
+let acmeCert: IssuedCert;
+let betaCert: IssuedCert;
+let gammaCert: IssuedCert;
+let prosody: Prosody;
+let bridge: BridgeWithIdentities;
+let bridgePort: number;
+const log = recordingLogger();
+const connections: PartnerConnection[] = [];
+
+beforeAll(async () => {
+  ca = createTestCa('Caps Test CA');
+  bridgeCert = ca.issue('bridge', { cn: 'localhost', dns: ['localhost'] });
+  // RFC 5922 §7.1: a sip: URI without a user part is the certificate's SIP domain identity.
+  acmeCert = ca.issue('acme', { cn: 'acme', uris: ['sip:acme.example'] });
+  betaCert = ca.issue('beta', { cn: 'beta', uris: ['sip:beta.example'] });
+  gammaCert = ca.issue('gamma', { cn: 'gamma', uris: ['sip:gamma.example'] });
+  prosody = await startProsody({ domain: XMPP_DOMAIN, component: `sip.${XMPP_DOMAIN}`, users: { juliet: 'juliet-pass' } });
+  bridgePort = await freePort();
+  const config = parseConfig({
+    sip: {
+      listen: [{ transport: 'tls', host: '127.0.0.1', port: bridgePort }],
+      advertisedHost: 'localhost',
+      timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 },
+      tls: { cert: bridgeCert.certFile, key: bridgeCert.keyFile, ca: ca.caFile, requireClientCert: true },
+    },
+    xmpp: {
+      component: prosody.component,
+      server: { host: prosody.host, port: prosody.componentPort },
+      secret: prosody.secret,
+      reconnect: { initialMs: 100, maxMs: 1000 },
+    },
+    mapping: { xmppDomains: [prosody.domain], sipDomains: ['corp.example'] },
+    queue: { maxAttempts: 3, backoffMs: 100 },
+    federation: {
+      mode: 'closed',
+      partners: [
+        { name: 'acme', side: 'sip', domains: ['acme.example'], trust: { certificateNames: ['acme.example'] }, limits: { maxConnections: 2 } },
+        { name: 'beta', side: 'sip', domains: ['beta.example'], trust: { certificateNames: ['beta.example'] }, limits: { maxConnections: 2 } },
+        {
+          name: 'gamma',
+          side: 'sip',
+          domains: ['gamma.example'],
+          trust: { certificateNames: ['gamma.example'] },
+          // The token bucket lets every request of the test through: what refuses is the cap.
+          limits: { maxSubscriptions: GAMMA_MAX_SUBSCRIPTIONS, subscriptionsPerSecond: 100 },
+        },
+      ],
+    },
+  });
+  bridge = createBridge(config, log.logger);
+  await bridge.start();
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of connections) c.close();
+  await bridge?.stop();
+  await prosody?.stop();
+  ca?.remove();
+});
+
+describe('limits.maxConnections: connections of one partner at once, per SIP edge', () => {
+  it('closes a partner’s third connection before any SIP is read, and audits it once', async () => {
+    const first = await PartnerConnection.open(acmeCert);
+    const second = await PartnerConnection.open(acmeCert);
+    expect(statusOf(await first.request({ method: 'OPTIONS' }))).toBe(200);
+    expect(statusOf(await second.request({ method: 'OPTIONS' }))).toBe(200);
+
+    const third = await PartnerConnection.open(acmeCert);
+    third.write(requestText({ method: 'OPTIONS' }).text);
+    await waitFor('the third acme connection to be closed by the bridge', () => third.closed);
+    expect(third.responses).toEqual([]);
+
+    const denials = await waitFor('the audit line', () => {
+      const found = log.lines().filter((l) => l.audit === 'denial' && l.rule === 'partner-connections');
+      return found.length > 0 ? found : undefined;
+    });
+    expect(denials).toHaveLength(1);
+    expect(denials[0]).toMatchObject({ what: 'connection', partner: 'acme', reason: 'partner acme limits.maxConnections: 2 of 2 open' });
+    expect(denials[0]!.who).toMatch(/^acme 127\.0\.0\.1 acme\.example$/);
+
+    // The two it holds are untouched.
+    expect(statusOf(await first.request({ method: 'OPTIONS' }))).toBe(200);
+    expect(statusOf(await second.request({ method: 'OPTIONS' }))).toBe(200);
+  });
+
+  it('still takes another partner’s connection while acme is at its limit', async () => {
+    const beta = await PartnerConnection.open(betaCert);
+    expect(statusOf(await beta.request({ method: 'OPTIONS' }))).toBe(200);
+  });
+
+  it('gives a place back when a connection closes', async () => {
+    const open = connections.filter((c) => c.cert === acmeCert && !c.closed);
+    expect(open).toHaveLength(2);
+    open[0]!.close();
+    // The bridge learns of the close a moment later: until then a new one may still be refused.
+    const again = await waitFor('a new acme connection to be taken', async () => {
+      const conn = await PartnerConnection.open(acmeCert);
+      const answered = await conn.request({ method: 'OPTIONS' }, 2_000).catch(() => undefined);
+      if (answered !== undefined && statusOf(answered) === 200) return conn;
+      conn.close();
+      return undefined;
+    });
+    expect(again.closed).toBe(false);
+  });
+});
+
+describe('limits.maxSubscriptions: subscriptions held for a partner’s watchers', () => {
+  it('takes N new subscriptions, refuses the next with 503 and Retry-After, and still takes refreshes and re-subscribes', async () => {
+    const gamma = await PartnerConnection.open(gammaCert);
+    const accepted: string[] = [];
+    for (let i = 1; i <= GAMMA_MAX_SUBSCRIPTIONS; i++) {
+      const ok = await gamma.request(subscribe(`w${i}@gamma.example`));
+      expect(statusOf(ok)).toBe(200);
+      accepted.push(ok);
+    }
+
+    const refused = await gamma.request(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 1}@gamma.example`));
+    expect(statusOf(refused)).toBe(503);
+    // RFC 3261 §21.5.4: the watcher may come back later.
+    expect(Number(header(refused, 'Retry-After'))).toBeGreaterThan(0);
+    const denial = await waitFor('the audit line', () => log.lines().find((l) => l.audit === 'denial' && l.rule === 'partner-subscriptions'));
+    expect(denial).toMatchObject({
+      what: 'subscription',
+      partner: 'gamma',
+      who: `gamma w${GAMMA_MAX_SUBSCRIPTIONS + 1}@gamma.example`,
+      reason: `partner gamma limits.maxSubscriptions: ${GAMMA_MAX_SUBSCRIPTIONS} of ${GAMMA_MAX_SUBSCRIPTIONS} held`,
+    });
+
+    // RFC 6665 §4.1.2.2: a refresh in the dialog of one it holds is taken at the cap.
+    const refreshed = await gamma.request(refreshOf(accepted[0]!));
+    expect(statusOf(refreshed)).toBe(200);
+    expect(header(refreshed, 'Expires')).toBe('600');
+    // Ending one frees a place for a new watcher of gamma, which fills the cap again.
+    expect(statusOf(await gamma.request(refreshOf(accepted[2]!, 0)))).toBe(200);
+    expect(statusOf(await gamma.request(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 1}@gamma.example`)))).toBe(200);
+    expect(statusOf(await gamma.request(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 2}@gamma.example`)))).toBe(503);
+    // A new dialog of a watcher already subscribed to the same presentity (re-subscribing
+    // before its old dialog ends) keeps what the pair has: taken at the cap.
+    expect(statusOf(await gamma.request(subscribe('w2@gamma.example')))).toBe(200);
+    // Another partner's watchers are not held back by gamma's cap.
+    const beta = await PartnerConnection.open(betaCert);
+    expect(statusOf(await beta.request(subscribe('w1@beta.example')))).toBe(200);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/** A logger whose JSON lines the test can read. */
+function recordingLogger(): { logger: Logger; lines: () => Record<string, unknown>[] } {
+  const out = new PassThrough();
+  const chunks: string[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
+  return {
+    logger: createLogger({ level: 'info', destination: out }),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+interface Outgoing {
+  method: string;
+  /** `user@domain` of the sender. */
+  from?: string;
+  /** `user@domain` of the recipient: To and the Request-URI. */
+  to?: string;
+  headers?: string[];
+  /** For a request inside a dialog. */
+  callId?: string;
+  fromTag?: string;
+  toTag?: string;
+  cseq?: number;
+}
+
+function requestText(o: Outgoing): { text: string; callId: string } {
+  const to = o.to ?? 'juliet@xmpp.test';
+  const from = o.from ?? 'keepalive@partner.example';
+  const callId = o.callId ?? `${randomBytes(8).toString('hex')}@partner.test`;
+  const lines = [
+    `${o.method} sip:${to} SIP/2.0`,
+    `Via: SIP/2.0/TLS 127.0.0.1:9;branch=${newBranch()};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:${from}>;tag=${o.fromTag ?? randomBytes(4).toString('hex')}`,
+    `To: <sip:${to}>${o.toTag === undefined ? '' : `;tag=${o.toTag}`}`,
+    `Call-ID: ${callId}`,
+    `CSeq: ${o.cseq ?? 1} ${o.method}`,
+    ...(o.headers ?? []),
+    'Content-Length: 0',
+    '',
+    '',
+  ];
+  return { text: lines.join('\r\n'), callId };
+}
+
+/** A new SUBSCRIBE for juliet's presence (RFC 3856), out of any dialog. */
+function subscribe(watcher: string): Outgoing {
+  return {
+    method: 'SUBSCRIBE',
+    from: watcher,
+    headers: [`Contact: <sip:${watcher.split('@')[0] ?? 'w'}@127.0.0.1:9;transport=tls>`, 'Event: presence', 'Accept: application/pidf+xml', 'Expires: 600'],
+  };
+}
+
+/** The next SUBSCRIBE in the dialog a 200 to a SUBSCRIBE made (RFC 6665 §4.1.2.2): a refresh, or with 0 the end. */
+function refreshOf(ok: string, expires = 600): Outgoing {
+  const tag = (name: string) => /;tag=([^;>\s]+)/.exec(header(ok, name) ?? '')?.[1];
+  const from = /<sip:([^>]+)>/.exec(header(ok, 'From') ?? '')?.[1];
+  const cseq = Number((header(ok, 'CSeq') ?? '1').split(' ')[0]);
+  const callId = header(ok, 'Call-ID');
+  const fromTag = tag('From');
+  const toTag = tag('To');
+  if (from === undefined || callId === undefined || fromTag === undefined || toTag === undefined) throw new Error(`not a dialog-making 200:\n${ok}`);
+  return {
+    ...subscribe(from),
+    callId,
+    fromTag,
+    toTag,
+    cseq: cseq + 1,
+    headers: [`Contact: <sip:w@127.0.0.1:9;transport=tls>`, 'Event: presence', 'Accept: application/pidf+xml', `Expires: ${expires}`],
+  };
+}
+
+/** Cuts a TLS stream into whole SIP messages by Content-Length (RFC 3261 §18.3); bodies here are ASCII. */
+function sipFramer(socket: TLSSocket, onMessage: (text: string) => void): void {
+  let buffer = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    for (;;) {
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = Number(/^(?:Content-Length|l):\s*(\d+)/im.exec(buffer.slice(0, end))?.[1] ?? 0);
+      if (buffer.length - end - 4 < length) return;
+      onMessage(buffer.slice(0, end + 4 + length));
+      buffer = buffer.slice(end + 4 + length);
+    }
+  });
+}
+
+/**
+ * A partner's TLS connection to the bridge with its client certificate: final responses matched
+ * by Call-ID and CSeq, and every request from the bridge (its NOTIFYs) answered 200, so the
+ * subscriptions it holds stay (RFC 6665 §4.2.2: a NOTIFY without an answer ends one).
+ */
+class PartnerConnection {
+  closed = false;
+  readonly responses: string[] = [];
+  private readonly waiting = new Map<string, (response: string) => void>();
+
+  private constructor(
+    private readonly socket: TLSSocket,
+    readonly cert: IssuedCert,
+  ) {
+    sipFramer(socket, (text) => this.onMessage(text));
+    socket.on('error', () => undefined);
+    socket.on('close', () => (this.closed = true));
+  }
+
+  /** Connects and finishes the client side of the handshake (or records that it closed). */
+  static async open(cert: IssuedCert): Promise<PartnerConnection> {
+    const socket = connect({ host: '127.0.0.1', port: bridgePort, servername: 'localhost', ca: ca.caCert, cert: cert.cert, key: cert.key });
+    const conn = new PartnerConnection(socket, cert);
+    connections.push(conn);
+    await new Promise<void>((resolve) => {
+      socket.once('secureConnect', () => resolve());
+      socket.once('close', () => resolve());
+    });
+    return conn;
+  }
+
+  /** Sends a request; resolves with its final response. */
+  request(o: Outgoing, timeoutMs = 10_000): Promise<string> {
+    const { text, callId } = requestText(o);
+    const key = `${callId} ${o.cseq ?? 1}`;
+    const answered = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new Error(`no final response to ${o.method} ${key} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(key, (response) => {
+        clearTimeout(timer);
+        resolve(response);
+      });
+    });
+    this.write(text);
+    return answered;
+  }
+
+  write(text: string): void {
+    if (!this.socket.destroyed) this.socket.write(text);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onMessage(text: string): void {
+    if (!text.startsWith('SIP/2.0 ')) {
+      this.write(okTo(text));
+      return;
+    }
+    this.responses.push(text);
+    if (statusOf(text) < 200) return;
+    const key = `${header(text, 'Call-ID') ?? ''} ${(header(text, 'CSeq') ?? '').split(' ')[0] ?? ''}`;
+    const resolve = this.waiting.get(key);
+    if (resolve === undefined) return;
+    this.waiting.delete(key);
+    resolve(text);
+  }
+}
+
+/** RFC 3261 §8.2.6: a 200 to a request, with its Via, From, To, Call-ID and CSeq. */
+function okTo(request: string): string {
+  const head = request.slice(0, request.indexOf('\r\n\r\n')).split('\r\n').slice(1);
+  const copied = head.filter((l) => /^(Via|v|From|f|To|t|Call-ID|i|CSeq):/i.test(l));
+  const to = copied.map((l) => (/^(To|t):/i.test(l) && !/;tag=/i.test(l) ? `${l};tag=${randomBytes(4).toString('hex')}` : l));
+  return ['SIP/2.0 200 OK', ...to, 'Content-Length: 0', '', ''].join('\r\n');
+}
