@@ -204,8 +204,11 @@ export interface SipDnsOptions {
   readonly cacheEntries?: number;
 }
 
-/** c-ares codes meaning "no such records", as opposed to "the DNS did not answer". */
-const NO_RECORDS = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME']);
+/**
+ * Codes meaning "no such records", as opposed to "the DNS did not answer": c-ares ENOTFOUND /
+ * ENODATA, getaddrinfo's ENOTFOUND; ENOTIMP from a server that does not do NAPTR or SRV at all.
+ */
+const NO_RECORDS = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME', 'ENOTIMP']);
 
 /**
  * NAPTR, SRV and A/AAAA over `node:dns/promises`, with a small bounded cache. A/AAAA go through
@@ -255,7 +258,6 @@ export class SipDns implements DnsAnswers {
     try {
       value = await query();
     } catch (err) {
-      // getaddrinfo says EAI_NONAME / ENOTFOUND; c-ares ENOTFOUND / ENODATA.
       if (!NO_RECORDS.has(errorCode(err))) throw err;
       value = [];
     }
