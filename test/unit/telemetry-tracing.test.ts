@@ -12,7 +12,13 @@ import { Router } from '../../src/core/router.js';
 import { AddressTranslator } from '../../src/mapping/address.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { waitFor } from '../support/ports.js';
-import { newBranch, rawRequest, RawUdpPeer, statusOf } from '../support/raw-sip.js';
+import { header, newBranch, rawRequest, RawUdpPeer, statusOf } from '../support/raw-sip.js';
+
+/** A 200 to a request received as text (the headers a UAS copies, RFC 3261 §8.2.6.2). */
+function okTo(request: string): string {
+  const copied = ['Via', 'From', 'To', 'Call-ID', 'CSeq'].map((name) => `${name}: ${header(request, name) ?? ''}`);
+  return ['SIP/2.0 200 OK', ...copied, 'Content-Length: 0', '', ''].join('\r\n');
+}
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;
 
@@ -281,6 +287,40 @@ describe('tracing: the receiving adapter starts the trace', () => {
     expect(routes[0]?.attributes).toMatchObject({ 'bridge.partner': 'globex', 'bridge.from.domain': 'globex.example', 'bridge.policy.decision': 'allowed' });
     expect(routes[1]?.attributes).toMatchObject({ 'bridge.from.domain': 'stranger.example', 'bridge.policy.decision': 'denied', 'bridge.policy.rule': 'federation-denied' });
     expect(routes[1]?.attributes['bridge.partner']).toBeUndefined();
+  });
+
+  it('puts the presence a SUBSCRIBE hands on, and the NOTIFY it sends, in the SUBSCRIBE\'s trace', async () => {
+    // Given a SIP adapter and a router sharing one in-memory exporter
+    const { tracing, exporter } = recording();
+    const { port } = await sipIntoRouter(tracing);
+    // When a watcher subscribes to juliet's presence, its Contact our raw peer
+    const subscribe = rawRequest({
+      method: 'SUBSCRIBE',
+      uri: `sip:juliet@${XMPP_DOMAIN}`,
+      contentType: null,
+      via: { transport: 'UDP', port: peer!.port },
+      extraHeaders: [`Contact: <sip:carol@127.0.0.1:${peer!.port}>`, 'Event: presence', 'Accept: application/pidf+xml', 'Expires: 600'],
+    });
+    await peer!.send(subscribe, port);
+    // Then it is answered, and the NOTIFY that follows (RFC 6665 §4.2.1.2) is answered by us
+    for (let seen = 0; seen < 2; seen++) {
+      const got = await peer!.next();
+      if (got.startsWith('NOTIFY ')) await peer!.send(okTo(got), port);
+      else expect(statusOf(got)).toBeLessThan(300);
+    }
+
+    const spans = await waitFor('receive, route and NOTIFY spans', () => {
+      const all = exporter.getFinishedSpans();
+      return ['sip receive SUBSCRIBE', 'route subscription', 'sip request NOTIFY'].every((n) => all.some((s) => s.name === n)) ? all : undefined;
+    });
+    const receive = spans.find((s) => s.name === 'sip receive SUBSCRIBE');
+    expect(receive?.parentSpanContext).toBeUndefined();
+    for (const name of ['route subscription', 'sip request NOTIFY']) {
+      const child = spans.find((s) => s.name === name);
+      expect(child?.spanContext().traceId, name).toBe(receive?.spanContext().traceId);
+      expect(child?.parentSpanContext?.spanId, name).toBe(receive?.spanContext().spanId);
+    }
+    expect(spans.find((s) => s.name === 'sip request NOTIFY')?.attributes).toMatchObject({ 'sip.status_code': 200, 'network.transport': 'udp' });
   });
 
   it('makes no span for an OPTIONS keep-alive', async () => {
