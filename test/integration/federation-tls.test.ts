@@ -23,7 +23,7 @@ import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 import { startKamailioTls, type KamailioTls } from '../support/kamailio-tls.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
-import { header, newBranch, statusOf } from '../support/raw-sip.js';
+import { header, newBranch, RawUdpPeer, statusOf } from '../support/raw-sip.js';
 import { startSipp } from '../support/sipp.js';
 import { createTestCa, type IssuedCert, type TestCa } from '../support/test-ca.js';
 import { connectUser, type TestUser } from '../support/xmpp-client.js';
@@ -51,6 +51,8 @@ let impostorCert: IssuedCert;
 
 let prosody: Prosody;
 let kamailio: KamailioTls;
+/** The same edge proxy with acme's name on a certificate from another CA. */
+let rogueKamailio: KamailioTls;
 let bridge: BridgeWithIdentities;
 let hub: HubListener;
 let juliet: TestUser;
@@ -121,7 +123,9 @@ beforeAll(async () => {
   });
   bridge = createBridge(config, log.logger);
   await bridge.start();
-  kamailio = await startKamailioTls({ cert: acmeCert, caFile: ca.caFile, target: `sip:127.0.0.1:${bridgePort};transport=tls` });
+  const toBridge = `sip:127.0.0.1:${bridgePort};transport=tls`;
+  kamailio = await startKamailioTls({ cert: acmeCert, caFile: ca.caFile, target: toBridge });
+  rogueKamailio = await startKamailioTls({ cert: impostorCert, caFile: ca.caFile, target: toBridge, frTimerMs: 2000 });
   const [j, r, n] = prosody.users;
   juliet = await connectUser(prosody, j!);
   romeo = await connectUser(prosody, r!);
@@ -133,6 +137,7 @@ afterAll(async () => {
   await romeo?.stop();
   await nora?.stop();
   await kamailio?.stop();
+  await rogueKamailio?.stop();
   await bridge?.stop();
   await hub?.stop();
   await prosody?.stop();
@@ -187,6 +192,8 @@ interface Outgoing {
   to: string;
   uri?: string;
   body?: string;
+  /** The top Via's transport and port; default TLS from port 9 (answers come back on the connection). */
+  via?: { transport: 'UDP' | 'TLS'; port: number };
 }
 
 /** A partner's TLS connection to the bridge, with its client certificate; answers matched by Call-ID. */
@@ -261,7 +268,7 @@ function requestText(o: Outgoing): { text: string; callId: string } {
   const callId = `${randomBytes(8).toString('hex')}@partner.test`;
   const lines = [
     `${method} ${o.uri ?? `sip:${o.to}`} SIP/2.0`,
-    `Via: SIP/2.0/TLS 127.0.0.1:9;branch=${newBranch()};rport`,
+    `Via: SIP/2.0/${o.via?.transport ?? 'TLS'} 127.0.0.1:${o.via?.port ?? 9};branch=${newBranch()};rport`,
     'Max-Forwards: 70',
     `From: <sip:${o.from}>;tag=${randomBytes(4).toString('hex')}`,
     `To: <${o.uri ?? `sip:${o.to}`}>`,
@@ -371,6 +378,26 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
     } finally {
       await uac.stop();
     }
+  });
+
+  it('b0. given Kamailio as acme\'s edge but with a certificate from another CA, when alice sends through it, then the bridge refuses the handshake, Kamailio answers her with an error, and juliet receives nothing', async () => {
+    const refusals = (): number => log.lines().filter((l) => l['msg'] === 'SIP TLS handshake refused').length;
+    const before = refusals();
+    const body = `through the rogue edge ${RUN}`;
+    const alice = await RawUdpPeer.open();
+    try {
+      await alice.send(requestText({ from: 'alice@acme.example', to: `juliet@${XMPP_DOMAIN}`, body, via: { transport: 'UDP', port: alice.port } }).text, rogueKamailio.port);
+      let response = await alice.next(15_000);
+      while (statusOf(response) < 200) response = await alice.next(15_000);
+      // Kamailio connects asynchronously, so the refused handshake is no transport error to it
+      // (RFC 3261 §16.9 would make that 503) but an unanswered transaction: Timer F, then 408
+      // (§17.1.2.2, §8.1.3).
+      expect(statusOf(response), rogueKamailio.output().slice(-2000)).toBe(408);
+    } finally {
+      await alice.close();
+    }
+    await waitFor('the refused handshake in the bridge log', () => refusals() > before);
+    await onlyTheGoodOneArrives(juliet, [body], 'the rogue edge');
   });
 
   it('b1. given a client with acme\'s name signed by another CA, when it connects and sends a MESSAGE, then the handshake is refused and juliet receives nothing', async () => {

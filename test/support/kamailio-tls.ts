@@ -24,6 +24,11 @@ export interface KamailioTlsOptions {
   caFile: string;
   /** Where MESSAGEs go, e.g. `sip:127.0.0.1:5061;transport=tls`. */
   target: string;
+  /**
+   * tm's final-response timer: how long Kamailio waits before answering its user 408. A failed
+   * TLS handshake towards the target shows only as that timeout. Default 8000.
+   */
+  frTimerMs?: number;
 }
 
 export interface KamailioTls {
@@ -48,7 +53,7 @@ export async function startKamailioTls(options: KamailioTlsOptions): Promise<Kam
   const tlsCfg = join(dir, 'tls.cfg');
   await writeFile(tlsCfg, tlsProfiles(options));
   const cfgPath = join(dir, 'kamailio.cfg');
-  await writeFile(cfgPath, config(port, tlsPort, tlsCfg, options.target));
+  await writeFile(cfgPath, config(port, tlsPort, tlsCfg, options.target, options.frTimerMs ?? 8000));
   const run = await runKamailio(dir, cfgPath, port, `kamailio (TLS partner edge) listening on 127.0.0.1:${port}`);
   return { host: '127.0.0.1', port, tlsPort, ...run };
 }
@@ -69,11 +74,11 @@ function tlsProfiles(o: KamailioTlsOptions): string {
   return ['[server:default]', ...profile(false), '', '[client:default]', ...profile(true), ''].join('\n');
 }
 
-function config(port: number, tlsPort: number, tlsCfg: string, target: string): string {
+function config(port: number, tlsPort: number, tlsCfg: string, target: string, frTimerMs: number): string {
   return `${kamailioPreamble(port, ['tls'], ['enable_tls=yes', `listen=tls:127.0.0.1:${tlsPort}`])}
 
 modparam("tls", "config", "${tlsCfg}")
-modparam("tm", "fr_timer", 8000)
+modparam("tm", "fr_timer", ${frTimerMs})
 
 request_route {
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
