@@ -8,17 +8,23 @@
  * - gamma (maxSubscriptions 3): three SUBSCRIBEs of its watchers are taken, the fourth refused
  *   503 with Retry-After, while a refresh of one it holds, and a new dialog of a watcher already
  *   subscribed, are still taken.
+ * - Scaled out (a Redis subscription store): two SIP edges share one count per partner.
  */
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { PassThrough } from 'node:stream';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PartnerSubscriptions } from '../../src/adapters/sip/presence/partner-cap.js';
 import { createBridge, type BridgeWithIdentities } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
+import { RedisSubscriptionStore } from '../../src/core/state/redis-subscriptions.js';
+import type { SubscriptionRecord } from '../../src/core/state/subscriptions.js';
 import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
 import { header, newBranch, statusOf } from '../support/raw-sip.js';
+import { startRedis, type RedisServer } from '../support/redis.js';
 import { createTestCa, type IssuedCert, type TestCa } from '../support/test-ca.js';
 
 const XMPP_DOMAIN = 'xmpp.test';
@@ -168,6 +174,61 @@ describe('limits.maxSubscriptions: subscriptions held for a partner’s watchers
     // Another partner's watchers are not held back by gamma's cap.
     const beta = await PartnerConnection.open(betaCert);
     expect(statusOf(await beta.request(subscribe('w1@beta.example')))).toBe(200);
+  });
+});
+
+describe('limits.maxSubscriptions across SIP edges sharing a Redis subscription store', () => {
+  let redis: RedisServer;
+  let admin: Redis;
+  const stores: RedisSubscriptionStore[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await admin?.quit();
+    await redis?.close();
+  });
+  const edge = (prefix: string): RedisSubscriptionStore => {
+    const store = new RedisSubscriptionStore({ connection: redis.url, prefix, maxRecords: 1000 });
+    stores.push(store);
+    return store;
+  };
+  const record = (id: string, watcher: string): SubscriptionRecord => ({
+    id,
+    role: 'notifier',
+    watcher,
+    presentity: 'juliet@xmpp.test',
+    state: 'pending',
+    expiresAt: Date.now() + 600_000,
+    data: null,
+    partner: 'gamma',
+  });
+  const watcher = (user: string) => ({ side: 'sip' as const, user, domain: 'gamma.example' });
+
+  it('refuses on one edge what the partner holds through another, and counts a record Redis expired no more', async () => {
+    const prefix = redis.prefix();
+    const [one, two] = [edge(prefix), edge(prefix)];
+    const partnerOf = () => ({ name: 'gamma', maxSubscriptions: 2 });
+    const capsOne = new PartnerSubscriptions(one, partnerOf, log.logger);
+    const capsTwo = new PartnerSubscriptions(two, partnerOf, log.logger);
+    for (const user of ['w1', 'w2']) {
+      const admission = await capsOne.admit('sip', watcher(user));
+      await one.put(record(`ntf:${user}`, `${user}@gamma.example`));
+      admission.release();
+    }
+    expect(await two.countByPartner('gamma')).toBe(2);
+    await expect(capsTwo.admit('sip', watcher('w3'))).rejects.toMatchObject({ code: 'PARTNER_SUBSCRIPTIONS_FULL', sipStatus: 503 });
+
+    // As if its TTL had run out while no edge was taking expired records: its place is free.
+    await admin.del(`${prefix}:rec:ntf:w1`);
+    const admission = await capsTwo.admit('sip', watcher('w3'));
+    expect(admission.partner).toBe('gamma');
+    admission.release();
+    expect(await admin.smembers(`${prefix}:partner:gamma`)).toEqual(['ntf:w2']);
+    // The partner's set lives no longer than the records it holds need.
+    expect(await admin.pttl(`${prefix}:partner:gamma`)).toBeGreaterThan(0);
   });
 });
 
