@@ -22,12 +22,12 @@ let adapter: SipAdapter;
 /** The adapter's log lines (JSON), to see the targets it tried. */
 const logLines: string[] = [];
 /** Where each case's sipp UAS listens (DNS names them before the UAS starts). */
-const ports = { naptr: 0, srv: 0, closed: 0, backup: 0, partner: 0 };
+const ports = { naptr: 0, srv: 0, closed: 0, backup: 0, partner: 0, burst: 0 };
 
 beforeAll(async () => {
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
   dns = await startDnsmasq({
-    zones: ['partner.test', 'srvonly.test', 'failover.test', 'acme.test'],
+    zones: ['partner.test', 'srvonly.test', 'failover.test', 'acme.test', 'burst.test'],
     naptr: [
       // RFC 3263 §4.1: the server's preferences; UDP is ours only with a UDP listener (none here).
       { name: 'partner.test', order: 10, preference: 10, flags: 's', service: 'SIP+D2U', regexp: '', replacement: '_sip._udp.partner.test' },
@@ -40,6 +40,7 @@ beforeAll(async () => {
       { name: '_sip._tcp.failover.test', target: 'down.failover.test', port: ports.closed, priority: 10 },
       { name: '_sip._tcp.failover.test', target: 'up.failover.test', port: ports.backup, priority: 20 },
       { name: '_sip._tcp.edge.acme.test', target: 'sbc.acme.test', port: ports.partner },
+      { name: '_sip._tcp.burst.test', target: 'sip.burst.test', port: ports.burst },
     ],
     hosts: {
       'udp.partner.test': '127.0.0.1',
@@ -48,6 +49,7 @@ beforeAll(async () => {
       'down.failover.test': '127.0.0.1',
       'up.failover.test': '127.0.0.1',
       'sbc.acme.test': '127.0.0.1',
+      'sip.burst.test': '127.0.0.1',
       // The partner's own domain resolves elsewhere: only its next hop reaches the UAS.
       'acme.test': '127.0.0.2',
     },
@@ -84,8 +86,8 @@ function messageTo(domain: string, body: string): MessageEvent {
   });
 }
 
-function uas(port: number): Promise<Sipp> {
-  return startSipp({ role: 'uas', scenario: 'uas-message.xml', transport: 'tcp', port, keys: { status: '200', reason: 'OK' } });
+function uas(port: number, calls = 1): Promise<Sipp> {
+  return startSipp({ role: 'uas', scenario: 'uas-message.xml', transport: 'tcp', port, calls, keys: { status: '200', reason: 'OK' } });
 }
 
 async function finished(sipp: Sipp): Promise<SippResult> {
@@ -147,6 +149,17 @@ describe('MESSAGE routed by RFC 3263 (dnsmasq)', () => {
     expect(result.code, await explain(result)).toBe(0);
     expect(result.messages).toMatch(/^MESSAGE sip:bob@acme\.test SIP\/2\.0/m);
     expect(result.messages).toContain('Route: <sip:edge.acme.test;transport=tcp;lr>');
+  });
+
+  it('given 20 MESSAGEs to bob@burst.test at once, then they all arrive and the DNS server is asked for its NAPTR and SRV once', async () => {
+    const sipp = await uas(ports.burst, 20);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => adapter.send(messageTo('burst.test', `burst ${i}`))));
+    const result = await finished(sipp);
+
+    expect(result.code, await explain(result)).toBe(0);
+    const log = await dns.log();
+    expect(log.match(/query\[NAPTR\] burst\.test /g)).toHaveLength(1);
+    expect(log.match(/query\[SRV\] _sip\._tcp\.burst\.test /g)).toHaveLength(1);
   });
 
   it('given srvonly.test was located, when the DNS server is down, then a second MESSAGE still goes (answers cached)', async () => {

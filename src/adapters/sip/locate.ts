@@ -58,6 +58,8 @@ export interface LocateOptions {
 export const MAX_TARGETS = 16;
 /** SRV records (and so A/AAAA queries) followed for one SRV name, at most. */
 const MAX_SRV_FOLLOWED = 8;
+/** NAPTR records (and so SRV queries, one after another) followed, at most. */
+const MAX_NAPTR_FOLLOWED = 4;
 
 const DEFAULT_PORT: Record<TransportKind, number> = { udp: 5060, tcp: 5060, tls: 5061 };
 
@@ -110,7 +112,7 @@ export async function locate(uri: Pick<SipUri, 'scheme' | 'host' | 'port' | 'par
       // §4.1: NAPTR order/preference picks the server's preferred transport we support; the
       // later services make the failover list. §4.2: without SRV records, A/AAAA on the first.
       fallback = services[0]!.transport;
-      for (const s of services) {
+      for (const s of services.slice(0, MAX_NAPTR_FOLLOWED)) {
         if (targets.length >= max) break;
         targets.push(...(await viaSrv(s.srv, s.transport)));
       }
@@ -218,7 +220,7 @@ const NO_RECORDS = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME', 'ENOTIMP']);
 export class SipDns implements DnsAnswers {
   private readonly resolver: Resolver;
   private readonly configured: boolean;
-  private readonly cache = new Map<string, { until: number; value: readonly unknown[] }>();
+  private readonly cache = new Map<string, { until: number; value: Promise<readonly unknown[]> }>();
   private readonly cacheMs: number;
   private readonly cacheEntries: number;
 
@@ -251,16 +253,16 @@ export class SipDns implements DnsAnswers {
     });
   }
 
-  private async cached<T>(key: string, query: () => Promise<readonly T[]>): Promise<readonly T[]> {
+  /** A query in flight is shared too, so a burst of sends to one domain asks once. */
+  private cached<T>(key: string, query: () => Promise<readonly T[]>): Promise<readonly T[]> {
     const hit = this.cache.get(key);
-    if (hit !== undefined && hit.until > this.now()) return hit.value as readonly T[];
-    let value: readonly T[];
-    try {
-      value = await query();
-    } catch (err) {
-      if (!NO_RECORDS.has(errorCode(err))) throw err;
-      value = [];
-    }
+    if (hit !== undefined && hit.until > this.now()) return hit.value as Promise<readonly T[]>;
+    const value = query().catch((err: unknown) => {
+      if (NO_RECORDS.has(errorCode(err))) return [];
+      // A failure is not kept: the next send asks again.
+      if (this.cache.get(key)?.value === value) this.cache.delete(key);
+      throw err;
+    });
     this.cache.delete(key);
     if (this.cache.size >= this.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(key, { until: this.now() + this.cacheMs, value });
