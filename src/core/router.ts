@@ -117,7 +117,7 @@ export class Router {
       if (!this.visible(event, routed)) {
         metrics?.event(direction, event.kind, 'withheld');
         metrics?.policyDenial('presence-not-visible');
-        span?.span.setAttributes({ 'bridge.policy.decision': 'withheld', 'bridge.policy.rule': 'presence-not-visible' });
+        if (tracing?.enabled === true) span?.span.setAttributes({ 'bridge.policy.decision': 'withheld', 'bridge.policy.rule': 'presence-not-visible' });
         span?.end();
         return;
       }
