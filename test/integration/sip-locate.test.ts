@@ -1,9 +1,9 @@
 /**
  * RFC 3263 next-hop location against a real DNS server (dnsmasq on loopback) and sipp UASes:
  * a MESSAGE to bob@<domain> reaches the server the domain's NAPTR/SRV records name, goes on to
- * the lower-priority SRV target when the first refuses the connection (§4.3), follows a
- * federation partner's configured next hop, and is still routed from the cache while the DNS
- * server is down.
+ * the lower-priority SRV target when the first refuses the connection or answers 503 (§4.3),
+ * follows a federation partner's configured next hop, asks the DNS once for a burst, and is
+ * still routed from the cache while the DNS server is down.
  */
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,12 +22,12 @@ let adapter: SipAdapter;
 /** The adapter's log lines (JSON), to see the targets it tried. */
 const logLines: string[] = [];
 /** Where each case's sipp UAS listens (DNS names them before the UAS starts). */
-const ports = { naptr: 0, srv: 0, closed: 0, backup: 0, partner: 0, burst: 0 };
+const ports = { naptr: 0, srv: 0, closed: 0, backup: 0, partner: 0, burst: 0, busy: 0, spare: 0 };
 
 beforeAll(async () => {
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
   dns = await startDnsmasq({
-    zones: ['partner.test', 'srvonly.test', 'failover.test', 'acme.test', 'burst.test'],
+    zones: ['partner.test', 'srvonly.test', 'failover.test', 'acme.test', 'burst.test', 'busy.test'],
     naptr: [
       // RFC 3263 §4.1: the server's preferences; UDP is ours only with a UDP listener (none here).
       { name: 'partner.test', order: 10, preference: 10, flags: 's', service: 'SIP+D2U', regexp: '', replacement: '_sip._udp.partner.test' },
@@ -41,6 +41,8 @@ beforeAll(async () => {
       { name: '_sip._tcp.failover.test', target: 'up.failover.test', port: ports.backup, priority: 20 },
       { name: '_sip._tcp.edge.acme.test', target: 'sbc.acme.test', port: ports.partner },
       { name: '_sip._tcp.burst.test', target: 'sip.burst.test', port: ports.burst },
+      { name: '_sip._tcp.busy.test', target: 'sip.busy.test', port: ports.busy, priority: 10 },
+      { name: '_sip._tcp.busy.test', target: 'sip.busy.test', port: ports.spare, priority: 20 },
     ],
     hosts: {
       'udp.partner.test': '127.0.0.1',
@@ -50,6 +52,7 @@ beforeAll(async () => {
       'up.failover.test': '127.0.0.1',
       'sbc.acme.test': '127.0.0.1',
       'sip.burst.test': '127.0.0.1',
+      'sip.busy.test': '127.0.0.1',
       // The partner's own domain resolves elsewhere: only its next hop reaches the UAS.
       'acme.test': '127.0.0.2',
     },
@@ -86,8 +89,8 @@ function messageTo(domain: string, body: string): MessageEvent {
   });
 }
 
-function uas(port: number, calls = 1): Promise<Sipp> {
-  return startSipp({ role: 'uas', scenario: 'uas-message.xml', transport: 'tcp', port, calls, keys: { status: '200', reason: 'OK' } });
+function uas(port: number, calls = 1, keys = { status: '200', reason: 'OK' }): Promise<Sipp> {
+  return startSipp({ role: 'uas', scenario: 'uas-message.xml', transport: 'tcp', port, calls, keys });
 }
 
 async function finished(sipp: Sipp): Promise<SippResult> {
@@ -139,6 +142,22 @@ describe('MESSAGE routed by RFC 3263 (dnsmasq)', () => {
     // The priority-10 target was tried first and refused the connection.
     const failover = logLines.map((l) => JSON.parse(l) as { msg: string; failed?: string; next?: string }).find((l) => l.msg.startsWith('SIP next hop failed'));
     expect(failover).toMatchObject({ failed: `tcp:127.0.0.1:${ports.closed}`, next: `tcp:127.0.0.1:${ports.backup}` });
+  });
+
+  it('given the priority-10 SRV target answers 503, when bob@busy.test is written to, then the priority-20 target gets it as a new transaction (§4.3)', async () => {
+    const busy = await uas(ports.busy, 1, { status: '503', reason: 'Service Unavailable' });
+    const spare = await uas(ports.spare);
+    await adapter.send(messageTo('busy.test', 'past the busy one'));
+    const [first, second] = [await finished(busy), await finished(spare)];
+
+    expect(first.code, await explain(first)).toBe(0);
+    expect(second.code, await explain(second)).toBe(0);
+    expect(second.messages).toContain('past the busy one');
+    const branch = (log: string): string | undefined => /^Via: .*;branch=([^;\s]+)/m.exec(log)?.[1];
+    const callId = (log: string): string | undefined => /^Call-ID: (.*)$/m.exec(log)?.[1];
+    expect(branch(second.messages)).toBeDefined();
+    expect(branch(second.messages)).not.toBe(branch(first.messages));
+    expect(callId(second.messages)).toBe(callId(first.messages));
   });
 
   it('given acme.test is a partner with nextHop sip:edge.acme.test;lr, when bob@acme.test is written to, then the MESSAGE goes to the next hop with a Route header', async () => {
