@@ -519,6 +519,10 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
       // The bucket's bound over the measured time (a count bound, not a timing assertion).
       expect(accepted).toBeGreaterThanOrEqual(BETA_LIMITS.burst);
       expect(accepted).toBeLessThanOrEqual(BETA_LIMITS.burst + BETA_LIMITS.messagesPerSecond * elapsedS + 1);
+      // The refusals are audited, folded: one line per 10 s window for beta's sender, not hundreds.
+      const audited = denials().filter((l) => l['rule'] === 'rate-limited' && String(l['who']).includes('flood@beta.example'));
+      expect(audited.length).toBeGreaterThanOrEqual(1);
+      expect(audited.length).toBeLessThanOrEqual(1 + Math.ceil(elapsedS / 10));
       // What was accepted is what romeo gets.
       const acceptedBodies = floodAnswers.flatMap((r, i) => (statusOf(r) === 202 ? [`flood ${i} ${RUN}`] : []));
       for (const body of acceptedBodies) await romeo.next(messageWith(body));
