@@ -8,6 +8,9 @@
  * - gamma (maxSubscriptions 3): three SUBSCRIBEs of its watchers are taken, the fourth refused
  *   503 with Retry-After, while a refresh of one it holds, and a new dialog of a watcher already
  *   subscribed, are still taken.
+ * - An XMPP partner (jabber, maxSubscriptions 2): its users' requests to watch SIP users, which
+ *   the SIP adapter's subscriber role carries to a real Kamailio presence server, are refused
+ *   with resource-constraint past the cap; a repeated request for a pair it holds is not.
  * - Scaled out (a Redis subscription store): two SIP edges share one count per partner.
  */
 import { randomBytes } from 'node:crypto';
@@ -15,12 +18,19 @@ import { Redis } from 'ioredis';
 import { PassThrough } from 'node:stream';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SipAdapter } from '../../src/adapters/sip/adapter.js';
 import { PartnerSubscriptions } from '../../src/adapters/sip/presence/partner-cap.js';
 import { createBridge, type BridgeWithIdentities } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
+import { sipSchema } from '../../src/config/schema.js';
+import { subscriptionEvent, type Address } from '../../src/core/events.js';
+import { FederationPolicy } from '../../src/core/policy/federation.js';
+import { PartnerRegistry, partnersSchema } from '../../src/core/policy/partners.js';
+import { MemorySubscriptionStore } from '../../src/core/state/memory-subscriptions.js';
 import { RedisSubscriptionStore } from '../../src/core/state/redis-subscriptions.js';
 import type { SubscriptionRecord } from '../../src/core/state/subscriptions.js';
 import { createLogger, type Logger } from '../../src/telemetry/logger.js';
+import { startKamailioPresence, type KamailioPresence } from '../support/kamailio-presence.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
 import { header, newBranch, statusOf } from '../support/raw-sip.js';
@@ -174,6 +184,55 @@ describe('limits.maxSubscriptions: subscriptions held for a partner’s watchers
     // Another partner's watchers are not held back by gamma's cap.
     const beta = await PartnerConnection.open(betaCert);
     expect(statusOf(await beta.request(subscribe('w1@beta.example')))).toBe(200);
+  });
+});
+
+describe('limits.maxSubscriptions for an XMPP partner’s users watching SIP users', () => {
+  let kamailio: KamailioPresence;
+  let adapter: SipAdapter;
+  const store = new MemorySubscriptionStore({ maxRecords: 100 });
+  const policy = new FederationPolicy({
+    registry: new PartnerRegistry(partnersSchema.parse({ partners: [{ name: 'jabber', side: 'xmpp', domains: ['jabber.example'], limits: { maxSubscriptions: 2 } }] })),
+    local: { sip: ['presence.example.org'], xmpp: ['xmpp.test'] },
+  });
+  beforeAll(async () => {
+    kamailio = await startKamailioPresence();
+    const config = sipSchema.parse({
+      listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
+      outboundProxy: kamailio.uri('udp'),
+      timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 },
+    });
+    adapter = new SipAdapter(config, { onEvent: () => Promise.resolve() }, log.logger, { subscriptions: store, partnerOf: policy.sipAdapterCaps().partnerOf });
+    await adapter.start();
+  }, 30_000);
+  afterAll(async () => {
+    await adapter?.stop();
+    await kamailio?.stop();
+  });
+
+  /** An XMPP user's request to watch a SIP user, as the router hands it to the SIP adapter. */
+  const watch = (user: string, domain: string, presentity: string): Promise<void> => {
+    const from: Address = { side: 'sip', user, domain };
+    const to: Address = { side: 'sip', user: presentity, domain: 'presence.example.org' };
+    return adapter.send(subscriptionEvent({ origin: 'xmpp', from, to, action: 'subscribe', dedupeKey: randomBytes(8).toString('hex'), createdAt: Date.now() }));
+  };
+
+  it('holds two SIP subscriptions for jabber’s users, refuses a third with resource-constraint, and answers a repeated one', async () => {
+    await watch('anna', 'jabber.example', 'bob');
+    await watch('ben', 'jabber.example', 'bob');
+    expect(await store.countByPartner('jabber')).toBe(2);
+
+    await expect(watch('cleo', 'jabber.example', 'bob')).rejects.toMatchObject({
+      code: 'PARTNER_SUBSCRIPTIONS_FULL',
+      condition: 'resource-constraint',
+      retryable: false,
+    });
+    // A request for a pair it holds already is answered from what is known, not refused.
+    await watch('anna', 'jabber.example', 'bob');
+    // Our own XMPP users are not jabber's: they are not counted against its cap.
+    await watch('juliet', 'xmpp.test', 'bob');
+    expect(await store.countByPartner('jabber')).toBe(2);
+    expect((await store.list('subscriber', 10)).map((r) => r.partner ?? 'ours').sort()).toEqual(['jabber', 'jabber', 'ours']);
   });
 });
 
