@@ -19,19 +19,24 @@ import { startSipp, type Sipp, type SippResult } from '../support/sipp.js';
 
 let dns: Dnsmasq;
 let adapter: SipAdapter;
+/** Listens on UDP too, so it may use SIP+D2U records. */
+let dualAdapter: SipAdapter;
 /** The adapter's log lines (JSON), to see the targets it tried. */
 const logLines: string[] = [];
 /** Where each case's sipp UAS listens (DNS names them before the UAS starts). */
-const ports = { naptr: 0, srv: 0, closed: 0, backup: 0, partner: 0, burst: 0, busy: 0, spare: 0 };
+const ports = { naptr: 0, srv: 0, closed: 0, backup: 0, partner: 0, burst: 0, busy: 0, spare: 0, udp: 0 };
 
 beforeAll(async () => {
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
   dns = await startDnsmasq({
-    zones: ['partner.test', 'srvonly.test', 'failover.test', 'acme.test', 'burst.test', 'busy.test'],
+    zones: ['partner.test', 'srvonly.test', 'failover.test', 'acme.test', 'burst.test', 'busy.test', 'mixed.test'],
     naptr: [
       // RFC 3263 §4.1: the server's preferences; UDP is ours only with a UDP listener (none here).
       { name: 'partner.test', order: 10, preference: 10, flags: 's', service: 'SIP+D2U', regexp: '', replacement: '_sip._udp.partner.test' },
       { name: 'partner.test', order: 20, preference: 10, flags: 's', service: 'SIP+D2T', regexp: '', replacement: '_sip._tcp.partner.test' },
+      // TCP preferred but refused, UDP next.
+      { name: 'mixed.test', order: 10, preference: 10, flags: 's', service: 'SIP+D2T', regexp: '', replacement: '_sip._tcp.mixed.test' },
+      { name: 'mixed.test', order: 20, preference: 10, flags: 's', service: 'SIP+D2U', regexp: '', replacement: '_sip._udp.mixed.test' },
     ],
     srv: [
       { name: '_sip._udp.partner.test', target: 'udp.partner.test', port: 9 },
@@ -41,6 +46,8 @@ beforeAll(async () => {
       { name: '_sip._tcp.failover.test', target: 'up.failover.test', port: ports.backup, priority: 20 },
       { name: '_sip._tcp.edge.acme.test', target: 'sbc.acme.test', port: ports.partner },
       { name: '_sip._tcp.burst.test', target: 'sip.burst.test', port: ports.burst },
+      { name: '_sip._tcp.mixed.test', target: 'sip.mixed.test', port: ports.closed },
+      { name: '_sip._udp.mixed.test', target: 'sip.mixed.test', port: ports.udp },
       { name: '_sip._tcp.busy.test', target: 'sip.busy.test', port: ports.busy, priority: 10 },
       { name: '_sip._tcp.busy.test', target: 'sip.busy.test', port: ports.spare, priority: 20 },
     ],
@@ -52,6 +59,7 @@ beforeAll(async () => {
       'up.failover.test': '127.0.0.1',
       'sbc.acme.test': '127.0.0.1',
       'sip.burst.test': '127.0.0.1',
+      'sip.mixed.test': '127.0.0.1',
       'sip.busy.test': '127.0.0.1',
       // The partner's own domain resolves elsewhere: only its next hop reaches the UAS.
       'acme.test': '127.0.0.2',
@@ -71,10 +79,14 @@ beforeAll(async () => {
   const logger = createLogger({ level: 'info', destination: out });
   adapter = new SipAdapter(config, { onEvent: () => Promise.resolve() }, logger, { routeFor: partnerRoutes(registry) });
   await adapter.start();
+  const dual = sipSchema.parse({ ...config, listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }, { transport: 'tcp', host: '127.0.0.1', port: 0 }] });
+  dualAdapter = new SipAdapter(dual, { onEvent: () => Promise.resolve() }, logger);
+  await dualAdapter.start();
 });
 
 afterAll(async () => {
   await adapter?.stop();
+  await dualAdapter?.stop();
   await dns?.stop();
 });
 
@@ -140,8 +152,19 @@ describe('MESSAGE routed by RFC 3263 (dnsmasq)', () => {
     expect(result.messages).toMatch(/^MESSAGE sip:bob@failover\.test SIP\/2\.0/m);
     expect(result.messages).toContain('after failover');
     // The priority-10 target was tried first and refused the connection.
-    const failover = logLines.map((l) => JSON.parse(l) as { msg: string; failed?: string; next?: string }).find((l) => l.msg.startsWith('SIP next hop failed'));
-    expect(failover).toMatchObject({ failed: `tcp:127.0.0.1:${ports.closed}`, next: `tcp:127.0.0.1:${ports.backup}` });
+    const failovers = logLines.map((l) => JSON.parse(l) as { msg: string; failed?: string; next?: string }).filter((l) => l.msg.startsWith('SIP next hop failed'));
+    expect(failovers).toContainEqual(expect.objectContaining({ failed: `tcp:127.0.0.1:${ports.closed}`, next: `tcp:127.0.0.1:${ports.backup}` }));
+  });
+
+  it('given NAPTR prefers TCP, refused, then UDP, when bob@mixed.test is written to, then it arrives over UDP with a UDP Via', async () => {
+    const sipp = await startSipp({ role: 'uas', scenario: 'uas-message.xml', transport: 'udp', port: ports.udp, keys: { status: '200', reason: 'OK' } });
+    await dualAdapter.send(messageTo('mixed.test', 'over udp after tcp'));
+    const result = await finished(sipp);
+
+    expect(result.code, await explain(result)).toBe(0);
+    expect(result.messages).toMatch(/^MESSAGE sip:bob@mixed\.test SIP\/2\.0/m);
+    expect(result.messages).toMatch(/^Via: SIP\/2\.0\/UDP /m);
+    expect(result.messages).toContain('over udp after tcp');
   });
 
   it('given the priority-10 SRV target answers 503, when bob@busy.test is written to, then the priority-20 target gets it as a new transaction (§4.3)', async () => {
