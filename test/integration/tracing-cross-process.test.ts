@@ -100,7 +100,8 @@ beforeAll(async () => {
     ...extra,
   });
   const launch = async (name: string, cfg: Record<string, unknown>): Promise<void> => {
-    processes.push(await startBridgeProcess({ name, config: cfg }));
+    // Three start at once on a shared machine: more time than one alone needs.
+    processes.push(await startBridgeProcess({ name, config: cfg, startTimeoutMs: 60_000 }));
   };
   await Promise.all([
     launch(
@@ -113,7 +114,7 @@ beforeAll(async () => {
     launch('xmpp-edge', config('xmpp-edge', SERVICES.xmppEdge)),
   ]);
   juliet = await connectUser(prosody, prosody.users[0]!);
-}, 90_000);
+}, 120_000);
 
 afterAll(async () => {
   await juliet?.stop();
