@@ -246,7 +246,14 @@ export class TcpTransport {
     const identities = this.layer.identities(socket) ?? [];
     const fingerprint = this.layer.fingerprint?.(socket);
     const remote = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
-    const cap = this.opts.admit({ certificateIdentities: identities, remote, ...(fingerprint === undefined ? {} : { fingerprint }) });
+    let cap: ReturnType<AdmitConnection>;
+    try {
+      cap = this.opts.admit({ certificateIdentities: identities, remote, ...(fingerprint === undefined ? {} : { fingerprint }) });
+    } catch (err) {
+      // A listener callback must not throw; the overall bound still holds for this peer.
+      this.logger.error({ err, remote }, `SIP ${this.layer.name} connection admission failed: not counted`);
+      return undefined;
+    }
     if (cap === undefined) return undefined;
     const open = this.admitted.get(cap.key) ?? 0;
     if (open < cap.limit) return cap.key;
@@ -261,10 +268,6 @@ export class TcpTransport {
     return false;
   }
 
-  /** Inbound connections open under an AdmitConnection key (for tests and metrics). */
-  admittedConnections(key: string): number {
-    return this.admitted.get(key) ?? 0;
-  }
 
   private open(to: StreamTarget): Promise<Connection> {
     const key = keyOf(to);
