@@ -5,7 +5,7 @@
  */
 import type { Element } from '@xmpp/xml';
 import type { Adapter, AdapterHooks } from '../../core/adapter.js';
-import { toBridgeError } from '../../core/errors.js';
+import { toBridgeError, type BridgeError } from '../../core/errors.js';
 import { failureOf, presenceEvent, probeEvent, subscriptionEvent, type Address, type CanonicalEvent } from '../../core/events.js';
 import type { XmppConfig } from '../../config/schema.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -161,7 +161,7 @@ export class XmppAdapter implements Adapter {
             handedOn(span);
           } catch (err) {
             const failure = toBridgeError(err);
-            refused(span, failure.condition);
+            refused(span, failure);
             this.logger.info({ code: failure.code, condition: failure.condition, id: event.id }, 'inbound XMPP message refused');
             // The core's message is meant for the sender; an internal failure's is not.
             const text = failure.code === 'INTERNAL' ? 'the bridge could not handle this message' : failure.message;
@@ -184,7 +184,7 @@ export class XmppAdapter implements Adapter {
         handedOn(span);
       } catch (err) {
         const failure = toBridgeError(err);
-        refused(span, failure.condition);
+        refused(span, failure);
         this.logger.info({ code: failure.code, condition: failure.condition, kind: event.kind, id: event.id }, 'inbound XMPP presence refused');
         // Only a subscription request waits for an answer (RFC 6121 §3.1.3); an error to
         // presence or a probe would tell the sender nothing it can act on.
@@ -335,10 +335,13 @@ function handedOn(span: SpanHandle | undefined): void {
   span.end();
 }
 
-/** A refusal is the sender's error reply, not the bridge failing: the span records the condition, unfailed. */
-function refused(span: SpanHandle | undefined, condition: string): void {
+/**
+ * A refusal by policy or mapping is the sender's error reply, not the bridge failing: the span
+ * records the condition, unfailed. An internal error fails it.
+ */
+function refused(span: SpanHandle | undefined, failure: BridgeError): void {
   if (span === undefined) return;
   span.span.setAttribute('bridge.outcome', 'refused');
-  span.span.setAttribute('xmpp.error_condition', condition);
-  span.end();
+  span.span.setAttribute('xmpp.error_condition', failure.condition);
+  span.end(failure.code === 'INTERNAL' ? failure : undefined);
 }
