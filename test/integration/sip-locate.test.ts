@@ -21,6 +21,8 @@ let dns: Dnsmasq;
 let adapter: SipAdapter;
 /** Listens on UDP too, so it may use SIP+D2U records. */
 let dualAdapter: SipAdapter;
+/** Has an outbound proxy (where nothing listens) beside the partner routes. */
+let proxiedAdapter: SipAdapter;
 /** The adapter's log lines (JSON), to see the targets it tried. */
 const logLines: string[] = [];
 /** Where each case's sipp UAS listens (DNS names them before the UAS starts). */
@@ -77,16 +79,21 @@ beforeAll(async () => {
   out.setEncoding('utf8');
   out.on('data', (chunk: string) => logLines.push(...chunk.split('\n').filter(Boolean)));
   const logger = createLogger({ level: 'info', destination: out });
-  adapter = new SipAdapter(config, { onEvent: () => Promise.resolve() }, logger, { routeFor: partnerRoutes(registry) });
+  const routeFor = partnerRoutes(registry);
+  adapter = new SipAdapter(config, { onEvent: () => Promise.resolve() }, logger, { routeFor });
   await adapter.start();
   const dual = sipSchema.parse({ ...config, listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }, { transport: 'tcp', host: '127.0.0.1', port: 0 }] });
   dualAdapter = new SipAdapter(dual, { onEvent: () => Promise.resolve() }, logger);
   await dualAdapter.start();
+  const proxied = sipSchema.parse({ ...config, outboundProxy: `sip:127.0.0.1:${ports.closed};transport=tcp;lr` });
+  proxiedAdapter = new SipAdapter(proxied, { onEvent: () => Promise.resolve() }, logger, { routeFor });
+  await proxiedAdapter.start();
 });
 
 afterAll(async () => {
   await adapter?.stop();
   await dualAdapter?.stop();
+  await proxiedAdapter?.stop();
   await dns?.stop();
 });
 
@@ -202,6 +209,22 @@ describe('MESSAGE routed by RFC 3263 (dnsmasq)', () => {
     const log = await dns.log();
     expect(log.match(/query\[NAPTR\] burst\.test /g)).toHaveLength(1);
     expect(log.match(/query\[SRV\] _sip\._tcp\.burst\.test /g)).toHaveLength(1);
+  });
+
+  it('given an outbound proxy too, when bob@acme.test is written to, then the partner route wins; another domain goes to the proxy', async () => {
+    const sipp = await uas(ports.partner);
+    await proxiedAdapter.send(messageTo('acme.test', 'partner before proxy'));
+    const result = await finished(sipp);
+    expect(result.code, await explain(result)).toBe(0);
+    expect(result.messages).toContain('Route: <sip:edge.acme.test;transport=tcp;lr>');
+    expect(result.messages).not.toContain(`127.0.0.1:${ports.closed}`);
+
+    // Nothing listens at the proxy: refused, and retryable since nothing was sent.
+    const err = await proxiedAdapter.send(messageTo('srvonly.test', 'to the proxy')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'SIP_TRANSPORT', retryable: true, message: expect.stringContaining(`127.0.0.1:${ports.closed}`) });
   });
 
   it('given srvonly.test was located, when the DNS server is down, then a second MESSAGE still goes (answers cached)', async () => {
