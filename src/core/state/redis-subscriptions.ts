@@ -1,7 +1,8 @@
 /**
  * Subscription store on Redis (issue 5), shared by every bridge process. One hash per record
- * (its JSON text and the fields the indexes need), a set per presentity, per watcher, per
- * role and per partner, and a sorted set on expiresAt for takeExpired. Every change is one Lua script, so the
+ * (its JSON text and the fields the indexes need), a set per presentity, per watcher and per
+ * role, a sorted set on expiresAt for takeExpired, and one per partner on when Redis drops the
+ * record, so countByPartner is one ZCARD however many records a partner holds. Every change is one Lua script, so the
  * indexes never disagree with the records and two processes never take the same expired record.
  *
  * Nothing leaks: a record's hash expires `ttlGraceMs` after its expiry (or after its last put,
@@ -46,7 +47,7 @@ local function unindex(prefix, id, role, watcher, presentity, partner)
   redis.call('SREM', prefix .. 'presentity:' .. presentity, id)
   redis.call('SREM', prefix .. 'watcher:' .. watcher, id)
   redis.call('SREM', prefix .. 'role:' .. role, id)
-  if partner and partner ~= '' then redis.call('SREM', prefix .. 'partner:' .. partner, id) end
+  if partner and partner ~= '' then redis.call('ZREM', prefix .. 'partner:' .. partner, id) end
 end
 local function unindexRoles(prefix, id)
   redis.call('SREM', prefix .. 'role:notifier', id)
@@ -80,8 +81,9 @@ for i = 3, 5 do
   outlive(KEYS[i], at, now)
 end
 if ARGV[11] ~= '' then
+  -- Scored by the record's own PEXPIREAT, so a count can drop what Redis expired untaken.
   local partner = ARGV[10] .. 'partner:' .. ARGV[11]
-  redis.call('SADD', partner, ARGV[1])
+  redis.call('ZADD', partner, ARGV[8], ARGV[1])
   outlive(partner, at, now)
 end
 return 1
@@ -140,19 +142,13 @@ return out
 `;
 
 /**
- * KEYS partner index; ARGV prefix. Its live records, dropping ids whose record Redis expired
- * (one pass over a set that holds at most the partner's cap, plus what a race let past it).
+ * KEYS partner index; ARGV now. Its records: ids whose record Redis has expired (scored at or
+ * before now, the hash's PEXPIREAT) are dropped first, so a flood at a partner's cap costs a
+ * ZCARD per request, not a walk over what the partner holds.
  */
 const COUNT = `
-local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. 'rec:' .. id) == 1 then
-    n = n + 1
-  else
-    redis.call('SREM', KEYS[1], id)
-  end
-end
-return n
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZCARD', KEYS[1])
 `;
 
 const SCAN_BATCH = 200;
@@ -292,7 +288,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
 
   async countByPartner(partner: string): Promise<number> {
     this.ensureOpen();
-    return this.call('countByPartner', () => this.redis.subCount(this.key('partner:', partner), this.keyPrefix));
+    return this.call('countByPartner', () => this.redis.subCount(this.key('partner:', partner), String(Date.now())));
   }
 
   async close(): Promise<void> {
