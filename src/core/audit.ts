@@ -26,6 +26,8 @@ export interface Denial {
   readonly event?: string;
   /** Anything else worth keeping (peer certificate names, a number, a presentity). */
   readonly details?: Readonly<Record<string, unknown>>;
+  /** The log line's message, when a component has a settled one; else `denied: <what> from <who> (<rule>)`. */
+  readonly message?: string;
 }
 
 export interface AuditLogOptions {
@@ -84,7 +86,7 @@ export class AuditLog {
         ...(denial.event === undefined ? {} : { event: denial.event }),
         ...(suppressed === 0 ? {} : { suppressed }),
       },
-      `denied: ${denial.what} from ${denial.who} (${denial.rule})`,
+      denial.message ?? `denied: ${denial.what} from ${denial.who} (${denial.rule})`,
     );
   }
 }

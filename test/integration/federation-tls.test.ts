@@ -453,6 +453,8 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
       const allow = header(response, 'Allow') ?? '';
       expect(allow).toMatch(/\bMESSAGE\b/);
       expect(allow).not.toMatch(/\bINVITE\b|\bREFER\b/);
+      const denial = log.lines().find((l) => l['audit'] === 'denial' && l['rule'] === 'toll-fraud-method' && l['what'] === method);
+      expect(denial).toMatchObject({ who: 'tls:127.0.0.1', peer: ['sip.acme.example'] });
     } finally {
       acme.close();
     }

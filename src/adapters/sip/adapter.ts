@@ -10,6 +10,7 @@ import type { SipConfig } from '../../config/schema.js';
 import type { Adapter, AdapterHooks } from '../../core/adapter.js';
 import { BridgeError } from '../../core/errors.js';
 import type { Address, CanonicalEvent, MessageEvent, SubscriptionEvent } from '../../core/events.js';
+import { AuditLog } from '../../core/audit.js';
 import { randomToken } from '../../core/ids.js';
 import { ExpiryScheduler } from '../../core/state/expiry.js';
 import { MemorySubscriptionStore } from '../../core/state/memory-subscriptions.js';
@@ -94,6 +95,7 @@ export interface SipAdapterOptions {
 export class SipAdapter implements Adapter {
   readonly side = 'sip' as const;
   private readonly log: Logger;
+  private readonly audit: AuditLog;
   private readonly transport: SipTransport;
   private readonly layer: TransactionLayer;
   private readonly inflight = new Set<Promise<unknown>>();
@@ -126,6 +128,7 @@ export class SipAdapter implements Adapter {
     options: SipAdapterOptions = {},
   ) {
     this.log = logger; // the caller names the component (app.ts passes a child logger)
+    this.audit = new AuditLog(logger);
     this.transport = new SipTransport(config, this.log, (msg, from) => this.layer.receive(msg, from), options.transport);
     this.layer = new TransactionLayer({
       timers: config.timers,
@@ -457,7 +460,14 @@ export class SipAdapter implements Adapter {
         this.respond(tx, req, this.layer.cancelTarget(req, ['MESSAGE', 'OPTIONS', 'SUBSCRIBE', 'NOTIFY', 'INVITE']) ? 200 : 481);
         return;
       default:
-        // IM only: INVITE and every other method is refused (toll-fraud guard).
+        // IM only: INVITE and every other method is refused (toll-fraud guard, issue 6 item 6).
+        this.audit.deny({
+          rule: 'toll-fraud-method',
+          who: `${from.transport}:${from.remote.host}`,
+          what: req.method,
+          reason: 'only IM and presence cross the bridge: call control is refused with 405',
+          details: { fromHeader: headerValue(req, 'From'), callId: headerValue(req, 'Call-ID'), ...(from.identities === undefined ? {} : { peer: from.identities }) },
+        });
         this.respond(tx, req, 405, { headers: [{ name: 'Allow', value: ALLOWED_METHODS }] }, span);
     }
   }

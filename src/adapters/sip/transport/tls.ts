@@ -19,6 +19,7 @@ import {
   type TLSSocket,
 } from 'node:tls';
 import type { SipConfig } from '../../../config/schema.js';
+import { AuditLog } from '../../../core/audit.js';
 import { BridgeError } from '../../../core/errors.js';
 import type { Logger } from '../../../telemetry/logger.js';
 import { whenReady, type StreamLayer, type StreamTarget } from './tcp.js';
@@ -43,6 +44,7 @@ interface Material {
 export class TlsLayer implements StreamLayer {
   readonly name = 'TLS';
   private material: Material | undefined;
+  private readonly audit: AuditLog;
 
   constructor(
     private readonly config: SipTlsConfig,
@@ -53,7 +55,9 @@ export class TlsLayer implements StreamLayer {
       readonly maxConnections: number;
     },
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.audit = new AuditLog(logger);
+  }
 
   async prepare(): Promise<void> {
     const [cert, key, ca] = await Promise.all([
@@ -92,8 +96,14 @@ export class TlsLayer implements StreamLayer {
     // TcpTransport counts connections once they are usable; this also bounds pending handshakes.
     server.maxConnections = this.limits.maxConnections;
     // Audit trail of refusals at handshake (no certificate, another CA, no shared cipher).
-    server.on('tlsClientError', (err, socket) =>
-      this.logger.warn({ err, remote: socket.remoteAddress }, 'SIP TLS handshake refused'),
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) =>
+      this.audit.deny({
+        rule: 'untrusted-certificate',
+        who: socket.remoteAddress ?? 'unknown',
+        what: `TLS handshake (${err.code ?? 'error'})`,
+        reason: err.message,
+        message: 'SIP TLS handshake refused',
+      }),
     );
     return server;
   }
