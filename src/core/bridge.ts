@@ -227,7 +227,7 @@ export class Bridge {
       span?.end();
       if (event.kind !== 'failure') {
         const direction = directionOf(event.origin);
-        this.options.metrics?.event(direction, event.kind, 'delivered');
+        this.options.metrics?.event(direction, event.kind, 'delivered', event.partner);
         this.options.metrics?.latency(direction, event.kind, this.now() - event.createdAt);
       }
     } catch (err) {
@@ -245,7 +245,7 @@ export class Bridge {
   private async undeliverable(job: QueueJob<CanonicalEvent>, error: unknown): Promise<void> {
     const event = job.data;
     const e = toBridgeError(error);
-    if (event.kind !== 'failure') this.options.metrics?.event(directionOf(event.origin), event.kind, 'failed');
+    if (event.kind !== 'failure') this.options.metrics?.event(directionOf(event.origin), event.kind, 'failed', event.partner);
     if (event.kind === 'failure') {
       this.options.logger.error({ event: event.id, ref: event.ref, code: e.code }, 'failure notice could not be delivered to its sender');
       return;

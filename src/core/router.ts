@@ -109,13 +109,22 @@ export class Router {
     const direction = directionOf(event.origin);
     const span = tracing?.startSpan(`route ${event.kind}`, { 'bridge.event': event.id, 'bridge.origin': event.origin, 'bridge.origin_ref': event.originRef }, event.trace, 'internal');
     let routed: CanonicalEvent;
+    let partner: string | undefined;
     try {
       const carrier = span?.carrier();
-      routed = { ...event, ...(await this.translate(event)), source: { from: event.from, to: event.to }, ...(carrier === undefined ? {} : { trace: carrier }) };
-      if (tracing?.enabled === true) span?.span.setAttributes(this.partiesOf(event, routed));
+      const mapped = await this.translate(event);
+      partner = this.partnerOf(event, mapped);
+      routed = {
+        ...event,
+        ...mapped,
+        source: { from: event.from, to: event.to },
+        ...(carrier === undefined ? {} : { trace: carrier }),
+        ...(partner === undefined ? {} : { partner }),
+      };
+      if (tracing?.enabled === true) span?.span.setAttributes(partiesOf(event, routed));
       await this.options.federation?.check(event, routed);
       if (!this.visible(event, routed)) {
-        metrics?.event(direction, event.kind, 'withheld');
+        metrics?.event(direction, event.kind, 'withheld', partner);
         metrics?.policyDenial('presence-not-visible');
         if (tracing?.enabled === true) span?.span.setAttributes({ 'bridge.policy.decision': 'withheld', 'bridge.policy.rule': 'presence-not-visible' });
         span?.end();
@@ -124,7 +133,7 @@ export class Router {
       await this.enqueue(routed);
     } catch (err) {
       await this.seen.release(event.dedupeKey);
-      metrics?.event(direction, event.kind, 'refused');
+      metrics?.event(direction, event.kind, 'refused', partner);
       if (err instanceof BridgeError) {
         if (err instanceof RateLimitedError) metrics?.rateLimited(err.partner ?? 'unknown');
         const rule = err instanceof RateLimitedError ? 'rate-limited' : DENIAL_RULES[err.code];
@@ -145,7 +154,7 @@ export class Router {
       span?.end(err);
       throw err;
     }
-    metrics?.event(direction, event.kind, 'routed');
+    metrics?.event(direction, event.kind, 'routed', partner);
     span?.span.setAttribute('bridge.policy.decision', 'allowed');
     span?.end();
     this.options.logger.info(
@@ -154,21 +163,10 @@ export class Router {
     );
   }
 
-  /**
-   * Who the event is between, as span attributes: both domains (sender as it arrived, recipient
-   * as mapped) and the federation partner at whichever end is not ours, when one is configured.
-   */
-  private partiesOf(inbound: CanonicalEvent, routed: { from: Address; to: Address }): Record<string, string> {
+  /** The federation partner at whichever end is not ours (the sender's first), when one is configured. */
+  private partnerOf(inbound: CanonicalEvent, routed: { to: Address }): string | undefined {
     const federation = this.options.federation;
-    const partner = federation?.watcherPartner(inbound.from.side, inbound.from.domain) ?? federation?.watcherPartner(routed.to.side, routed.to.domain);
-    return {
-      'bridge.kind': inbound.kind,
-      'bridge.from.side': inbound.from.side,
-      'bridge.from.domain': inbound.from.domain,
-      'bridge.to.side': routed.to.side,
-      'bridge.to.domain': routed.to.domain,
-      ...(partner === undefined ? {} : { 'bridge.partner': partner.name }),
-    };
+    return (federation?.watcherPartner(inbound.from.side, inbound.from.domain) ?? federation?.watcherPartner(routed.to.side, routed.to.domain))?.name;
   }
 
   /**
@@ -298,4 +296,19 @@ function conversationKey(a: Address, b: Address): string {
 /** An address as the URI its side writes (`sip:…`, `xmpp:…`, RFC 5122), for the audit log. */
 function uriOf(a: Address): string {
   return `${a.side}:${formatAddress(a)}`;
+}
+
+/**
+ * Who the event is between, as span attributes: both domains (sender as it arrived, recipient
+ * as mapped) and the federation partner the router matched.
+ */
+function partiesOf(inbound: CanonicalEvent, routed: CanonicalEvent): Record<string, string> {
+  return {
+    'bridge.kind': inbound.kind,
+    'bridge.from.side': inbound.from.side,
+    'bridge.from.domain': inbound.from.domain,
+    'bridge.to.side': routed.to.side,
+    'bridge.to.domain': routed.to.domain,
+    ...(routed.partner === undefined ? {} : { 'bridge.partner': routed.partner }),
+  };
 }

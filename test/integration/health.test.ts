@@ -33,6 +33,8 @@ beforeAll(async () => {
       reconnect: { initialMs: 100, maxMs: 200 },
     },
     mapping: { xmppDomains: [prosody.domain] },
+    // carol@sip.example.com (the raw request's sender) is a partner's user: the series name it.
+    federation: { partners: [{ name: 'example', side: 'sip', domains: ['sip.example.com'] }] },
     telemetry: { metrics: true },
   });
   bridge = createBridge(config, silentLogger());
@@ -92,8 +94,8 @@ describe('health endpoints', () => {
       const line = metrics.body.split('\n').find((l) => l.startsWith(series));
       return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
     };
-    expect(value('sxb_events_total{direction="sip-to-xmpp",kind="message",outcome="routed",partner="none"}')).toBe(1);
-    expect(value('sxb_events_total{direction="sip-to-xmpp",kind="message",outcome="delivered",partner="none"}')).toBe(1);
+    expect(value('sxb_events_total{direction="sip-to-xmpp",kind="message",outcome="routed",partner="example"}')).toBe(1);
+    expect(value('sxb_events_total{direction="sip-to-xmpp",kind="message",outcome="delivered",partner="example"}')).toBe(1);
     expect(value('sxb_events_total{direction="xmpp-to-sip",kind="message",outcome="refused",partner="none"}')).toBe(1);
     expect(value('sxb_delivery_latency_seconds_count{direction="sip-to-xmpp",kind="message"}')).toBe(1);
     expect(value('sxb_xmpp_connected')).toBe(1);
