@@ -363,6 +363,19 @@ export const configSchema = z
   .refine((c) => (c.role !== 'all' && c.role !== 'xmpp-edge') || c.xmpp.secret !== undefined, {
     path: ['xmpp', 'secret'],
     message: 'missing (expected the component secret: this role connects to the XMPP server)',
+  })
+  .superRefine((c, ctx) => {
+    // A partner proved by certificate, or reached over TLS, needs our TLS listener and client
+    // certificate: caught here rather than as a 403 or SIP_NO_TLS on its first message.
+    if ((c.role !== 'all' && c.role !== 'sip-edge') || c.sip.tls !== undefined) return;
+    c.federation?.partners.forEach((p, i) => {
+      if (p.side !== 'sip') return;
+      if (p.nextHop !== undefined && /^sips:|;transport=tls\b/i.test(p.nextHop)) {
+        ctx.addIssue({ code: 'custom', path: ['federation', 'partners', i, 'nextHop'], message: `partner ${p.name} is reached over TLS: configure sip.tls` });
+      } else if (p.trust.certificateNames !== undefined || p.trust.fingerprints !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['federation', 'partners', i, 'trust'], message: `partner ${p.name} proves itself by certificate (mutual TLS): configure sip.tls` });
+      }
+    });
   });
 
 export type BridgeConfig = z.infer<typeof configSchema>;

@@ -93,6 +93,16 @@ describe('config', () => {
     ['an XMPP edge without the secret', withPatch((d) => ((d['role'] = 'xmpp-edge'), (d['queue'] = { backend: 'redis' }), delete d['xmpp']['secret'])), /xmpp\.secret: missing/],
     ['overlapping number ranges', withPatch((d) => (d['mapping']['ownNumbers'] = ['+1555', '+15551'])), /mapping\.ownNumbers: .*overlap/],
     ['a partner without domains', withPatch((d) => (d['federation'] = { partners: [{ name: 'x', side: 'sip', domains: [] }] })), /federation\.partners\.0\.domains/],
+    [
+      'a partner reached over sips: without sip.tls',
+      withPatch((d) => (d['federation'] = { partners: [{ name: 'x', side: 'sip', domains: ['x.example'], nextHop: 'sips:sip.x.example' }] })),
+      /federation\.partners\.0\.nextHop: partner x is reached over TLS: configure sip\.tls/,
+    ],
+    [
+      'a partner proved by certificate without sip.tls',
+      withPatch((d) => (d['federation'] = { partners: [{ name: 'x', side: 'sip', domains: ['x.example'], trust: { certificateNames: ['sip.x.example'] } }] })),
+      /federation\.partners\.0\.trust: partner x proves itself by certificate/,
+    ],
     ['a Redis URL of another scheme', withPatch((d) => (d['redis'] = { url: 'http://127.0.0.1:6379' })), /redis\.url: a redis:\/\//],
     ['a missing section', withPatch((d) => delete d['mapping']), /mapping: missing \(expected object\)/],
     ['a number not in E.164', withPatch((d) => (d['mapping']['identities'] = [{ e164: '5551234567', sip: 'sip:a@b' }])), /mapping\.identities\.0\.e164: an E\.164 number/],
