@@ -15,8 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { PassThrough } from 'node:stream';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SipAdapter } from '../../src/adapters/sip/adapter.js';
 import { PartnerSubscriptions } from '../../src/adapters/sip/presence/partner-cap.js';
@@ -29,13 +28,14 @@ import { PartnerRegistry, partnersSchema } from '../../src/core/policy/partners.
 import { MemorySubscriptionStore } from '../../src/core/state/memory-subscriptions.js';
 import { RedisSubscriptionStore } from '../../src/core/state/redis-subscriptions.js';
 import type { SubscriptionRecord } from '../../src/core/state/subscriptions.js';
-import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 import { startKamailioPresence, type KamailioPresence } from '../support/kamailio-presence.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
 import { header, newBranch, statusOf } from '../support/raw-sip.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
 import { createTestCa, type IssuedCert, type TestCa } from '../support/test-ca.js';
+import { recordingLogger } from '../support/recording-logger.js';
+import { SipTlsPeer } from '../support/sip-tls-peer.js';
 
 const XMPP_DOMAIN = 'xmpp.test';
 const GAMMA_MAX_SUBSCRIPTIONS = 3;
@@ -106,8 +106,8 @@ describe('limits.maxConnections: connections of one partner at once, per SIP edg
   it('closes a partner’s third connection before any SIP is read, and audits it once', async () => {
     const first = await PartnerConnection.open(acmeCert);
     const second = await PartnerConnection.open(acmeCert);
-    expect(statusOf(await first.request({ method: 'OPTIONS' }))).toBe(200);
-    expect(statusOf(await second.request({ method: 'OPTIONS' }))).toBe(200);
+    expect(statusOf(await first.send({ method: 'OPTIONS' }))).toBe(200);
+    expect(statusOf(await second.send({ method: 'OPTIONS' }))).toBe(200);
 
     const third = await PartnerConnection.open(acmeCert);
     third.write(requestText({ method: 'OPTIONS' }).text);
@@ -123,13 +123,13 @@ describe('limits.maxConnections: connections of one partner at once, per SIP edg
     expect(denials[0]!.who).toMatch(/^acme 127\.0\.0\.1 acme\.example$/);
 
     // The two it holds are untouched.
-    expect(statusOf(await first.request({ method: 'OPTIONS' }))).toBe(200);
-    expect(statusOf(await second.request({ method: 'OPTIONS' }))).toBe(200);
+    expect(statusOf(await first.send({ method: 'OPTIONS' }))).toBe(200);
+    expect(statusOf(await second.send({ method: 'OPTIONS' }))).toBe(200);
   });
 
   it('still takes another partner’s connection while acme is at its limit', async () => {
     const beta = await PartnerConnection.open(betaCert);
-    expect(statusOf(await beta.request({ method: 'OPTIONS' }))).toBe(200);
+    expect(statusOf(await beta.send({ method: 'OPTIONS' }))).toBe(200);
   });
 
   it('gives a place back when a connection closes', async () => {
@@ -139,7 +139,7 @@ describe('limits.maxConnections: connections of one partner at once, per SIP edg
     // The bridge learns of the close a moment later: until then a new one may still be refused.
     const again = await waitFor('a new acme connection to be taken', async () => {
       const conn = await PartnerConnection.open(acmeCert);
-      const answered = await conn.request({ method: 'OPTIONS' }, 2_000).catch(() => undefined);
+      const answered = await conn.send({ method: 'OPTIONS' }, 2_000).catch(() => undefined);
       if (answered !== undefined && statusOf(answered) === 200) return conn;
       conn.close();
       return undefined;
@@ -153,12 +153,12 @@ describe('limits.maxSubscriptions: subscriptions held for a partner’s watchers
     const gamma = await PartnerConnection.open(gammaCert);
     const accepted: string[] = [];
     for (let i = 1; i <= GAMMA_MAX_SUBSCRIPTIONS; i++) {
-      const ok = await gamma.request(subscribe(`w${i}@gamma.example`));
+      const ok = await gamma.send(subscribe(`w${i}@gamma.example`));
       expect(statusOf(ok)).toBe(200);
       accepted.push(ok);
     }
 
-    const refused = await gamma.request(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 1}@gamma.example`));
+    const refused = await gamma.send(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 1}@gamma.example`));
     expect(statusOf(refused)).toBe(503);
     // RFC 3261 §21.5.4: the watcher may come back later.
     expect(Number(header(refused, 'Retry-After'))).toBeGreaterThan(0);
@@ -171,19 +171,19 @@ describe('limits.maxSubscriptions: subscriptions held for a partner’s watchers
     });
 
     // RFC 6665 §4.1.2.2: a refresh in the dialog of one it holds is taken at the cap.
-    const refreshed = await gamma.request(refreshOf(accepted[0]!));
+    const refreshed = await gamma.send(refreshOf(accepted[0]!));
     expect(statusOf(refreshed)).toBe(200);
     expect(header(refreshed, 'Expires')).toBe('600');
     // Ending one frees a place for a new watcher of gamma, which fills the cap again.
-    expect(statusOf(await gamma.request(refreshOf(accepted[2]!, 0)))).toBe(200);
-    expect(statusOf(await gamma.request(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 1}@gamma.example`)))).toBe(200);
-    expect(statusOf(await gamma.request(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 2}@gamma.example`)))).toBe(503);
+    expect(statusOf(await gamma.send(refreshOf(accepted[2]!, 0)))).toBe(200);
+    expect(statusOf(await gamma.send(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 1}@gamma.example`)))).toBe(200);
+    expect(statusOf(await gamma.send(subscribe(`w${GAMMA_MAX_SUBSCRIPTIONS + 2}@gamma.example`)))).toBe(503);
     // A new dialog of a watcher already subscribed to the same presentity (re-subscribing
     // before its old dialog ends) keeps what the pair has: taken at the cap.
-    expect(statusOf(await gamma.request(subscribe('w2@gamma.example')))).toBe(200);
+    expect(statusOf(await gamma.send(subscribe('w2@gamma.example')))).toBe(200);
     // Another partner's watchers are not held back by gamma's cap.
     const beta = await PartnerConnection.open(betaCert);
-    expect(statusOf(await beta.request(subscribe('w1@beta.example')))).toBe(200);
+    expect(statusOf(await beta.send(subscribe('w1@beta.example')))).toBe(200);
   });
 });
 
@@ -296,21 +296,6 @@ describe('limits.maxSubscriptions across SIP edges sharing a Redis subscription 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** A logger whose JSON lines the test can read. */
-function recordingLogger(): { logger: Logger; lines: () => Record<string, unknown>[] } {
-  const out = new PassThrough();
-  const chunks: string[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
-  return {
-    logger: createLogger({ level: 'info', destination: out }),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 interface Outgoing {
   method: string;
@@ -374,99 +359,25 @@ function refreshOf(ok: string, expires = 600): Outgoing {
   };
 }
 
-/** Cuts a TLS stream into whole SIP messages by Content-Length (RFC 3261 §18.3); bodies here are ASCII. */
-function sipFramer(socket: TLSSocket, onMessage: (text: string) => void): void {
-  let buffer = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => {
-    buffer += chunk;
-    for (;;) {
-      const end = buffer.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const length = Number(/^(?:Content-Length|l):\s*(\d+)/im.exec(buffer.slice(0, end))?.[1] ?? 0);
-      if (buffer.length - end - 4 < length) return;
-      onMessage(buffer.slice(0, end + 4 + length));
-      buffer = buffer.slice(end + 4 + length);
-    }
-  });
-}
 
-/**
- * A partner's TLS connection to the bridge with its client certificate: final responses matched
- * by Call-ID and CSeq, and every request from the bridge (its NOTIFYs) answered 200, so the
- * subscriptions it holds stay (RFC 6665 §4.2.2: a NOTIFY without an answer ends one).
- */
-class PartnerConnection {
-  closed = false;
-  readonly responses: string[] = [];
-  private readonly waiting = new Map<string, (response: string) => void>();
-
+/** A partner's TLS connection to the bridge with its client certificate (kept for the connection-cap cases). */
+class PartnerConnection extends SipTlsPeer {
   private constructor(
-    private readonly socket: TLSSocket,
+    socket: TLSSocket,
     readonly cert: IssuedCert,
   ) {
-    sipFramer(socket, (text) => this.onMessage(text));
-    socket.on('error', () => undefined);
-    socket.on('close', () => (this.closed = true));
+    super(socket);
   }
 
-  /** Connects and finishes the client side of the handshake (or records that it closed). */
   static async open(cert: IssuedCert): Promise<PartnerConnection> {
-    const socket = connect({ host: '127.0.0.1', port: bridgePort, servername: 'localhost', ca: ca.caCert, cert: cert.cert, key: cert.key });
-    const conn = new PartnerConnection(socket, cert);
+    const conn = await SipTlsPeer.connect({ port: bridgePort, ca: ca.caCert, cert: cert.cert, key: cert.key }, (socket) => new PartnerConnection(socket, cert));
     connections.push(conn);
-    await new Promise<void>((resolve) => {
-      socket.once('secureConnect', () => resolve());
-      socket.once('close', () => resolve());
-    });
     return conn;
   }
 
   /** Sends a request; resolves with its final response. */
-  request(o: Outgoing, timeoutMs = 10_000): Promise<string> {
-    const { text, callId } = requestText(o);
-    const key = `${callId} ${o.cseq ?? 1}`;
-    const answered = new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(key);
-        reject(new Error(`no final response to ${o.method} ${key} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(key, (response) => {
-        clearTimeout(timer);
-        resolve(response);
-      });
-    });
-    this.write(text);
-    return answered;
-  }
-
-  write(text: string): void {
-    if (!this.socket.destroyed) this.socket.write(text);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private onMessage(text: string): void {
-    if (!text.startsWith('SIP/2.0 ')) {
-      this.write(okTo(text));
-      return;
-    }
-    this.responses.push(text);
-    if (statusOf(text) < 200) return;
-    const key = `${header(text, 'Call-ID') ?? ''} ${(header(text, 'CSeq') ?? '').split(' ')[0] ?? ''}`;
-    const resolve = this.waiting.get(key);
-    if (resolve === undefined) return;
-    this.waiting.delete(key);
-    resolve(text);
+  send(o: Outgoing, timeoutMs?: number): Promise<string> {
+    return this.request(requestText(o).text, timeoutMs);
   }
 }
 
-/** RFC 3261 §8.2.6: a 200 to a request, with its Via, From, To, Call-ID and CSeq. */
-function okTo(request: string): string {
-  const head = request.slice(0, request.indexOf('\r\n\r\n')).split('\r\n').slice(1);
-  const copied = head.filter((l) => /^(Via|v|From|f|To|t|Call-ID|i|CSeq):/i.test(l));
-  const to = copied.map((l) => (/^(To|t):/i.test(l) && !/;tag=/i.test(l) ? `${l};tag=${randomBytes(4).toString('hex')}` : l));
-  return ['SIP/2.0 200 OK', ...to, 'Content-Length: 0', '', ''].join('\r\n');
-}

@@ -13,13 +13,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
+import { createServer, type Server } from 'node:tls';
 import xml, { type Element } from '@xmpp/xml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBridge, type BridgeWithIdentities } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 import { startKamailioTls, type KamailioTls } from '../support/kamailio-tls.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { startProsody, type Prosody } from '../support/prosody.js';
@@ -27,6 +25,8 @@ import { header, newBranch, RawUdpPeer, statusOf } from '../support/raw-sip.js';
 import { startSipp } from '../support/sipp.js';
 import { createTestCa, type IssuedCert, type TestCa } from '../support/test-ca.js';
 import { connectUser, type TestUser } from '../support/xmpp-client.js';
+import { recordingLogger } from '../support/recording-logger.js';
+import { answerTo, SipTlsPeer, sipFramer } from '../support/sip-tls-peer.js';
 
 const XMPP_DOMAIN = 'xmpp.test';
 const COMPONENT = 'sip.xmpp.test';
@@ -149,40 +149,7 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** A logger whose JSON lines the test can read. */
-function recordingLogger(): { logger: Logger; lines: () => Record<string, unknown>[] } {
-  const out = new PassThrough();
-  const chunks: string[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
-  return {
-    logger: createLogger({ level: 'info', destination: out }),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
-/** Cuts a TLS stream into whole SIP messages by Content-Length (RFC 3261 §18.3). */
-function sipFramer(socket: TLSSocket, onMessage: (text: string) => void): void {
-  let buffer = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => {
-    buffer += chunk;
-    for (;;) {
-      const end = buffer.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const length = Number(/^(?:Content-Length|l):\s*(\d+)/im.exec(buffer.slice(0, end))?.[1] ?? 0);
-      if (Buffer.byteLength(buffer.slice(end + 4)) < length) return;
-      // Bodies here are ASCII or short UTF-8 texts; slice by characters of the byte length.
-      const body = Buffer.from(buffer.slice(end + 4)).subarray(0, length).toString('utf8');
-      onMessage(buffer.slice(0, end + 4) + body);
-      buffer = buffer.slice(end + 4 + body.length);
-    }
-  });
-}
 
 interface Outgoing {
   method?: string;
@@ -196,61 +163,15 @@ interface Outgoing {
   via?: { transport: 'UDP' | 'TLS'; port: number };
 }
 
-/** A partner's TLS connection to the bridge, with its client certificate; answers matched by Call-ID. */
-class PartnerConnection {
-  closed = false;
-  error: (Error & { code?: string }) | undefined;
-  private readonly waiting = new Map<string, (response: string) => void>();
-
-  private constructor(private readonly socket: TLSSocket) {
-    sipFramer(socket, (text) => this.onMessage(text));
-    socket.on('error', (err) => (this.error = err));
-    socket.on('close', () => (this.closed = true));
-  }
-
-  /** Connects and finishes the client side of the handshake (or records why it failed). */
-  static async open(cert: IssuedCert): Promise<PartnerConnection> {
-    const socket = connect({ host: '127.0.0.1', port: bridgePort, servername: 'localhost', ca: ca.caCert, cert: cert.cert, key: cert.key });
-    const peer = new PartnerConnection(socket);
-    await new Promise<void>((resolve) => {
-      socket.once('secureConnect', () => resolve());
-      socket.once('close', () => resolve());
-    });
-    return peer;
+/** A partner's TLS connection to the bridge, with its client certificate. */
+class PartnerConnection extends SipTlsPeer {
+  static open(cert: IssuedCert): Promise<PartnerConnection> {
+    return SipTlsPeer.connect({ port: bridgePort, ca: ca.caCert, cert: cert.cert, key: cert.key }, (socket) => new PartnerConnection(socket));
   }
 
   /** Sends a request; resolves with its final response (a 1xx is skipped). */
-  request(o: Outgoing, timeoutMs = 15_000): Promise<string> {
-    const { text, callId } = requestText(o);
-    const answered = new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(callId);
-        reject(new Error(`no final response to ${o.method ?? 'MESSAGE'} ${callId} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(callId, (response) => {
-        clearTimeout(timer);
-        resolve(response);
-      });
-    });
-    this.write(text);
-    return answered;
-  }
-
-  write(text: string): void {
-    if (!this.socket.destroyed) this.socket.write(text);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private onMessage(text: string): void {
-    if (!text.startsWith('SIP/2.0 ') || statusOf(text) < 200) return;
-    const callId = header(text, 'Call-ID');
-    const resolve = callId === undefined ? undefined : this.waiting.get(callId);
-    if (resolve === undefined || callId === undefined) return;
-    this.waiting.delete(callId);
-    resolve(text);
+  send(o: Outgoing, timeoutMs = 15_000): Promise<string> {
+    return this.request(requestText(o).text, timeoutMs);
   }
 }
 
@@ -308,7 +229,7 @@ class HubListener {
       sipFramer(socket, (text) => {
         if (text.startsWith('SIP/2.0')) return;
         requests.push(text);
-        socket.write(answer(text, 202, 'Accepted'));
+        socket.write(answerTo(text, 202, 'Accepted'));
       });
     });
     server.on('tlsClientError', () => undefined);
@@ -321,13 +242,6 @@ class HubListener {
   }
 }
 
-/** A final response to `request` (RFC 3261 §8.2.6): its Via, From, Call-ID and CSeq, To with a tag. */
-function answer(request: string, status: number, reason: string): string {
-  const head = request.slice(0, request.indexOf('\r\n\r\n')).split('\r\n').slice(1);
-  const copied = head.filter((l) => /^(Via|v|From|f|Call-ID|i|CSeq):/i.test(l));
-  const to = head.find((l) => /^(To|t):/i.test(l)) ?? 'To: <sip:unknown@hub.example>';
-  return [`SIP/2.0 ${status} ${reason}`, ...copied, `${to};tag=hub${randomBytes(3).toString('hex')}`, 'Content-Length: 0', '', ''].join('\r\n');
-}
 
 const bodyOf = (el: Element): string | undefined => el.getChildText('body') ?? undefined;
 const messageWith = (body: string) => (el: Element) => el.is('message') && bodyOf(el) === body;
@@ -344,7 +258,7 @@ async function onlyTheGoodOneArrives(user: TestUser, refused: readonly string[],
   try {
     const good = `good after ${label} ${RUN}`;
     const to = `${user.jid.split('@')[0] ?? ''}@${XMPP_DOMAIN}`;
-    expect(statusOf(await acme.request({ from: 'alice@acme.example', to, body: good }))).toBe(202);
+    expect(statusOf(await acme.send({ from: 'alice@acme.example', to, body: good }))).toBe(202);
     await user.next(messageWith(good));
     const bodies = user.received.map(bodyOf);
     for (const body of refused) expect(bodies).not.toContain(body);
@@ -415,7 +329,7 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
     const stranger = await PartnerConnection.open(strangerCert);
     try {
       expect(stranger.error).toBeUndefined();
-      const response = await stranger.request({ from: 'alice@acme.example', to: `juliet@${XMPP_DOMAIN}`, body });
+      const response = await stranger.send({ from: 'alice@acme.example', to: `juliet@${XMPP_DOMAIN}`, body });
       expect(statusOf(response)).toBe(403);
     } finally {
       stranger.close();
@@ -427,7 +341,7 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
     const body = `spoofed as beta ${RUN}`;
     const acme = await PartnerConnection.open(acmeCert);
     try {
-      expect(statusOf(await acme.request({ from: 'someone@beta.example', to: `juliet@${XMPP_DOMAIN}`, body }))).toBe(403);
+      expect(statusOf(await acme.send({ from: 'someone@beta.example', to: `juliet@${XMPP_DOMAIN}`, body }))).toBe(403);
     } finally {
       acme.close();
     }
@@ -446,7 +360,7 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
     const acme = await PartnerConnection.open(acmeCert);
     try {
       const uri = `sip:juliet@${XMPP_DOMAIN}`;
-      const response = await acme.request({ method, from: 'alice@acme.example', to: `juliet@${XMPP_DOMAIN}`, body });
+      const response = await acme.send({ method, from: 'alice@acme.example', to: `juliet@${XMPP_DOMAIN}`, body });
       expect(statusOf(response)).toBe(405);
       // RFC 3261 §17.1.1.3: the client transaction ACKs a non-2xx final response to an INVITE.
       if (method === 'INVITE') acme.write(ackFor(uri, response));
@@ -468,7 +382,7 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
     const body = `to a number not ours (${uri}) ${RUN}`;
     const acme = await PartnerConnection.open(acmeCert);
     try {
-      const response = await acme.request({ from: `${sender}@acme.example`, to: 'x@x', uri, body });
+      const response = await acme.send({ from: `${sender}@acme.example`, to: 'x@x', uri, body });
       // NUMBER_NOT_OURS: item-not-found, SIP 404 (router.ts ownNumber), before any identity lookup.
       expect(statusOf(response)).toBe(404);
     } finally {
@@ -485,7 +399,7 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
     const body = `to nora's number ${RUN}`;
     const acme = await PartnerConnection.open(acmeCert);
     try {
-      const response = await acme.request({ from: 'alice@acme.example', to: 'x@x', uri: `sip:+15551230001@${XMPP_DOMAIN};user=phone`, body });
+      const response = await acme.send({ from: 'alice@acme.example', to: 'x@x', uri: `sip:+15551230001@${XMPP_DOMAIN};user=phone`, body });
       expect(statusOf(response)).toBe(202);
     } finally {
       acme.close();
@@ -503,10 +417,10 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
       expect(beta.error).toBeUndefined();
       const started = performance.now();
       const flood = Array.from({ length: FLOOD }, (_, i) =>
-        beta.request({ from: 'flood@beta.example', to: `romeo@${XMPP_DOMAIN}`, body: `flood ${i} ${RUN}` }, 30_000),
+        beta.send({ from: 'flood@beta.example', to: `romeo@${XMPP_DOMAIN}`, body: `flood ${i} ${RUN}` }, 30_000),
       );
       const acmeBodies = Array.from({ length: ACME }, (_, i) => `acme during the flood ${i} ${RUN}`);
-      const acmeAnswers = await Promise.all(acmeBodies.map((body) => acme.request({ from: 'alice@acme.example', to: `juliet@${XMPP_DOMAIN}`, body }, 30_000)));
+      const acmeAnswers = await Promise.all(acmeBodies.map((body) => acme.send({ from: 'alice@acme.example', to: `juliet@${XMPP_DOMAIN}`, body }, 30_000)));
       const floodAnswers = await Promise.all(flood);
       const elapsedS = (performance.now() - started) / 1000;
 
@@ -541,9 +455,9 @@ describe('federation over mutual TLS, the whole bridge (issue 6)', () => {
       const one = `from one via the hub ${RUN}`;
       const two = `from two via the hub ${RUN}`;
       const three = `from three via the hub ${RUN}`;
-      expect(statusOf(await hubConn.request({ from: 'u1@one.example', to: `romeo@${XMPP_DOMAIN}`, body: one }))).toBe(202);
-      expect(statusOf(await hubConn.request({ from: 'u2@two.example', to: `romeo@${XMPP_DOMAIN}`, body: two }))).toBe(202);
-      expect(statusOf(await hubConn.request({ from: 'u3@three.example', to: `romeo@${XMPP_DOMAIN}`, body: three }))).toBe(403);
+      expect(statusOf(await hubConn.send({ from: 'u1@one.example', to: `romeo@${XMPP_DOMAIN}`, body: one }))).toBe(202);
+      expect(statusOf(await hubConn.send({ from: 'u2@two.example', to: `romeo@${XMPP_DOMAIN}`, body: two }))).toBe(202);
+      expect(statusOf(await hubConn.send({ from: 'u3@three.example', to: `romeo@${XMPP_DOMAIN}`, body: three }))).toBe(403);
       expect((await romeo.next(messageWith(one))).attrs['from']).toBe(`u1\\40one.example@${COMPONENT}`);
       expect((await romeo.next(messageWith(two))).attrs['from']).toBe(`u2\\40two.example@${COMPONENT}`);
       await onlyTheGoodOneArrives(romeo, [three], 'three.example');

@@ -6,7 +6,6 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer as createTcpServer } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { connect, createServer, type ConnectionOptions, type Server, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SipAdapter } from '../../src/adapters/sip/adapter.js';
@@ -14,11 +13,12 @@ import type { SipMessage } from '../../src/adapters/sip/codec/message.js';
 import { SipTransport, type ReceivedFrom } from '../../src/adapters/sip/transport/transport.js';
 import { sipSchema, type SipConfig } from '../../src/config/schema.js';
 import { messageEvent, type CanonicalEvent, type MessageEvent } from '../../src/core/events.js';
-import { createLogger, silentLogger, type Logger } from '../../src/telemetry/logger.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
 import { newBranch, rawRequest, statusOf } from '../support/raw-sip.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { stopProcess } from '../support/process.js';
 import { createTestCa, type IssuedCert, type TestCa } from '../support/test-ca.js';
+import { recordingLogger } from '../support/recording-logger.js';
 
 let ca: TestCa;
 let rogue: TestCa;
@@ -81,21 +81,6 @@ function message(body: string): MessageEvent {
   });
 }
 
-/** A logger whose JSON lines the test can read. */
-function recordingLogger(): { logger: Logger; lines: () => { msg?: string; level?: number }[] } {
-  const out = new PassThrough();
-  const chunks: string[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
-  return {
-    logger: createLogger({ level: 'debug', destination: out }),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as { msg?: string; level?: number }),
-  };
-}
 
 /** A bare TLS client that collects whole SIP messages (cut by Content-Length) and how it ended. */
 class RawTlsPeer {
@@ -253,7 +238,7 @@ describe('mutual TLS at the transport', () => {
   const received: { message: SipMessage; from: ReceivedFrom }[] = [];
 
   beforeAll(async () => {
-    log = recordingLogger();
+    log = recordingLogger('debug');
     transport = new SipTransport(sipConfig(), log.logger, (message, from) => received.push({ message, from }));
     await transport.start();
     port = tlsPort(transport);
@@ -360,7 +345,7 @@ describe('NULL cipher suites (sip.tls.allowNullCiphers)', () => {
     [true, 'NULL-SHA256'],
     [false, undefined],
   ])('given allowNullCiphers %s, then a client offering only NULL-SHA256 negotiates %s', async (allow, expected) => {
-    const log = recordingLogger();
+    const log = recordingLogger('debug');
     const received: string[] = [];
     const transport = new SipTransport(sipConfig({}, { allowNullCiphers: allow }), log.logger, (m) => received.push(m.body.toString()));
     await transport.start();

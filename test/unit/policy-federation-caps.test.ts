@@ -3,14 +3,13 @@
  * a TLS peer belongs to and its limit (FederationPolicy), and the admission of new
  * subscriptions against the count the subscription store keeps (PartnerSubscriptions).
  */
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { PartnerSubscriptions, type PartnerOf } from '../../src/adapters/sip/presence/partner-cap.js';
 import type { Address, Side } from '../../src/core/events.js';
 import { FederationPolicy } from '../../src/core/policy/federation.js';
 import { PartnerRegistry, partnersSchema } from '../../src/core/policy/partners.js';
 import { MemorySubscriptionStore } from '../../src/core/state/memory-subscriptions.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { recordingLogger } from '../support/recording-logger.js';
 
 const FP_PINNED = Array.from({ length: 32 }, () => 'AB').join(':');
 
@@ -28,21 +27,6 @@ function policy(mode: 'closed' | 'open' = 'closed'): FederationPolicy {
   return new FederationPolicy({ registry: new PartnerRegistry(config), local: { sip: ['corp.example'], xmpp: ['xmpp.corp.example'] } });
 }
 
-/** A logger whose JSON lines the test can read. */
-function recordingLogger(): { logger: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[] } {
-  const out = new PassThrough();
-  const chunks: string[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
-  return {
-    logger: createLogger({ level: 'info', destination: out }),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 describe('FederationPolicy.watcherPartner', () => {
   it.each([
