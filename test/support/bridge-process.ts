@@ -89,7 +89,10 @@ class SpawnedBridge implements BridgeProcess {
 
   async start(): Promise<void> {
     if (this.running()) throw new Error(`${this.name} is already running`);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '--config', this.configPath], {
+    // BRIDGE_NODE_ARGS: extra node flags for the bridge alone, e.g. `--cpu-prof --cpu-prof-dir=DIR`
+    // to profile it under the benchmark's load (node refuses --cpu-prof in NODE_OPTIONS).
+    const nodeArgs = process.env['BRIDGE_NODE_ARGS']?.split(' ').filter((a) => a !== '') ?? [];
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli.ts', 'start', '--config', this.configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
