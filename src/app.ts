@@ -6,6 +6,7 @@ import { SipAdapter } from './adapters/sip/adapter.js';
 import { partnerRoutes } from './adapters/sip/partner-routes.js';
 import { XmppAdapter, type WatchedPair } from './adapters/xmpp/adapter.js';
 import type { BridgeConfig } from './config/schema.js';
+import { AuditLog } from './core/audit.js';
 import { Bridge, type BridgeOptions } from './core/bridge.js';
 import { FederationPolicy } from './core/policy/federation.js';
 import { NumberRanges } from './core/policy/number-ranges.js';
@@ -19,7 +20,7 @@ import { RedisDeliveryLog, type DeliveryLog } from './core/state/delivered.js';
 import { RedisSubscriptionStore } from './core/state/redis-subscriptions.js';
 import { MemorySubscriptionStore } from './core/state/memory-subscriptions.js';
 import type { SubscriptionStore } from './core/state/subscriptions.js';
-import { DEDUPE_TTL_MS, INBOUND_QUEUE, QUEUE_FOR, Router } from './core/router.js';
+import { countDenial, DEDUPE_TTL_MS, INBOUND_QUEUE, QUEUE_FOR, Router } from './core/router.js';
 import { RedisDedupeClaims } from './core/state/redis-dedupe.js';
 import { createMetrics, type BridgeMetrics } from './telemetry/metrics.js';
 import { createTracing, type BridgeTracing } from './telemetry/tracing.js';
@@ -121,7 +122,10 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
   // One registry for the router's policy and the SIP edge's partner routes (issue 6 item 2).
   const partners = config.federation === undefined ? undefined : new PartnerRegistry(config.federation, { logger: logger.child({ component: 'federation' }) });
   const policy = federationOf(config, logger, partners);
+  // One audit trail per process: every denial, whichever component refused it (issue 6 item 8).
+  const audit = new AuditLog(logger.child({ component: 'audit' }), { ...(metrics.enabled ? { onDeny: countDenial(metrics) } : {}) });
   const router = new Router({
+    audit,
     translator,
     identities: identities.chain,
     ...(config.mapping.defaultRegion === undefined ? {} : { defaultRegion: config.mapping.defaultRegion }),
@@ -147,6 +151,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
       createAdapter: (side, hooks) =>
         side === 'sip'
           ? new SipAdapter(config.sip, hooks, logger.child({ component: 'sip' }), {
+              audit,
               subscriptions,
               metrics,
               tracing,

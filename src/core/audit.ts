@@ -36,6 +36,8 @@ export interface AuditLogOptions {
   /** Distinct (rule, who, what) keys remembered, at most. */
   readonly maxKeys?: number;
   readonly now?: () => number;
+  /** Told of every denial, folded or not (the `sxb_policy_denials_total` counter). */
+  readonly onDeny?: (denial: Denial) => void;
 }
 
 interface Fold {
@@ -50,6 +52,7 @@ export class AuditLog {
   private readonly windowMs: number;
   private readonly maxKeys: number;
   private readonly now: () => number;
+  private readonly onDeny: ((denial: Denial) => void) | undefined;
 
   constructor(
     private readonly logger: Pick<Logger, 'warn'>,
@@ -58,9 +61,11 @@ export class AuditLog {
     this.windowMs = options.windowMs ?? 10_000;
     this.maxKeys = options.maxKeys ?? 10_000;
     this.now = options.now ?? Date.now;
+    this.onDeny = options.onDeny;
   }
 
   deny(denial: Denial): void {
+    this.onDeny?.(denial);
     const key = `${denial.rule}\n${denial.who}\n${denial.what}`;
     const now = this.now();
     const fold = this.folds.get(key);

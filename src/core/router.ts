@@ -9,7 +9,7 @@ import { parseSipAor } from '../mapping/identity.js';
 import type { Logger } from '../telemetry/logger.js';
 import { directionOf, type BridgeMetrics } from '../telemetry/metrics.js';
 import type { BridgeTracing } from '../telemetry/tracing.js';
-import { AuditLog } from './audit.js';
+import { AuditLog, type Denial } from './audit.js';
 import { MemoryDedupeClaims, type DedupeClaims } from './dedupe.js';
 import { BridgeError } from './errors.js';
 import { formatAddress, type Address, type CanonicalEvent, type Side } from './events.js';
@@ -81,7 +81,7 @@ export class Router {
 
   constructor(private readonly options: RouterOptions) {
     this.now = options.now ?? Date.now;
-    this.audit = options.audit ?? new AuditLog(options.logger, { now: this.now });
+    this.audit = options.audit ?? new AuditLog(options.logger, { now: this.now, onDeny: countDenial(options.metrics) });
     this.numbers = new E164Normalizer(options.defaultRegion === undefined ? {} : { defaultRegion: options.defaultRegion });
     this.seen = options.dedupe ?? new MemoryDedupeClaims({ ttlMs: options.dedupeTtlMs ?? DEDUPE_TTL_MS, maxEntries: options.dedupeMaxEntries ?? 100_000 }, this.now);
   }
@@ -125,7 +125,6 @@ export class Router {
       await this.options.federation?.check(event, routed);
       if (!this.visible(event, routed)) {
         metrics?.event(direction, event.kind, 'withheld', partner);
-        metrics?.policyDenial('presence-not-visible');
         if (tracing?.enabled === true) span?.span.setAttributes({ 'bridge.policy.decision': 'withheld', 'bridge.policy.rule': 'presence-not-visible' });
         span?.end();
         return;
@@ -139,7 +138,6 @@ export class Router {
         const rule = err instanceof RateLimitedError ? 'rate-limited' : DENIAL_RULES[err.code];
         if (tracing?.enabled === true) span?.span.setAttributes(refusalOf(err, rule));
         if (rule !== undefined) {
-          if (rule !== 'rate-limited') metrics?.policyDenial(rule);
           // DESIGN.md security posture: a refusal by policy (a spoofing attempt above all) is an audit event.
           this.audit.deny({
             rule,
@@ -311,4 +309,12 @@ function partiesOf(inbound: CanonicalEvent, routed: CanonicalEvent): Record<stri
     'bridge.to.domain': routed.to.domain,
     ...(routed.partner === undefined ? {} : { 'bridge.partner': routed.partner }),
   };
+}
+
+/**
+ * The audit log's hook for `sxb_policy_denials_total`: every denial by rule, except rate-limit
+ * refusals, which `sxb_rate_limited_total` counts by partner.
+ */
+export function countDenial(metrics: BridgeMetrics | undefined): ((denial: Denial) => void) | undefined {
+  return metrics === undefined ? undefined : (denial) => (denial.rule === 'rate-limited' ? undefined : metrics.policyDenial(denial.rule));
 }

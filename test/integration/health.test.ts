@@ -80,6 +80,9 @@ describe('health endpoints', () => {
       const sip = await RawUdpPeer.open();
       await sip.send(rawRequest({ uri: `sip:juliet@${prosody.domain}`, body: 'counted' }), sipPort);
       expect(statusOf(await sip.next())).toBe(202);
+      // Call control never crosses (toll-fraud guard): one refusal, audited and counted.
+      await sip.send(rawRequest({ method: 'REFER', uri: `sip:juliet@${prosody.domain}`, extraHeaders: ['Refer-To: <sip:x@elsewhere.example>'] }), sipPort);
+      expect(statusOf(await sip.next())).toBe(405);
       await sip.close();
       await juliet.next((el) => el.name === 'message' && el.getChildText('body') === 'counted');
       await juliet.client.send(xml('message', { to: `+15550000000@${prosody.component}`, type: 'chat', id: 'm-refused' }, xml('body', {}, 'nobody')));
@@ -100,6 +103,8 @@ describe('health endpoints', () => {
     expect(value('sxb_delivery_latency_seconds_count{direction="sip-to-xmpp",kind="message"}')).toBe(1);
     expect(value('sxb_xmpp_connected')).toBe(1);
     expect(value('sxb_sip_transactions_total{method="MESSAGE",status="202"}')).toBe(1);
+    expect(value('sxb_sip_transactions_total{method="REFER",status="405"}')).toBe(1);
+    expect(value('sxb_policy_denials_total{rule="toll-fraud-method"}')).toBe(1);
   });
 
   it('serves nothing else', async () => {

@@ -74,6 +74,14 @@ describe('the audit log of denials', () => {
     expect(lines).toHaveLength(2);
   });
 
+  it('given a counting hook, then it hears every denial, the folded ones too', () => {
+    const heard: string[] = [];
+    const audit = new AuditLog({ warn: () => undefined } as never, { onDeny: (d) => heard.push(d.rule), now: () => 0 });
+    for (let i = 0; i < 5; i++) audit.deny(spoof);
+    audit.deny({ ...spoof, rule: 'toll-fraud-method' });
+    expect(heard).toEqual([...Array<string>(5).fill('spoofed-identity'), 'toll-fraud-method']);
+  });
+
   it('given more distinct parties than maxKeys, then memory stays bounded and the forgotten one is written again', () => {
     const { audit, lines } = harness({ maxKeys: 2 });
     audit.deny({ ...spoof, who: 'a' });

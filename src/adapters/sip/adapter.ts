@@ -90,6 +90,8 @@ export interface SipAdapterOptions {
    * hop), or undefined for the usual way: sip.outboundProxy, else RFC 3263 on the domain.
    */
   readonly routeFor?: (domain: string) => string | undefined;
+  /** The process's audit log of denials (issue 6 item 8); one of the adapter's own otherwise. */
+  readonly audit?: AuditLog;
 }
 
 export class SipAdapter implements Adapter {
@@ -128,8 +130,8 @@ export class SipAdapter implements Adapter {
     options: SipAdapterOptions = {},
   ) {
     this.log = logger; // the caller names the component (app.ts passes a child logger)
-    this.audit = new AuditLog(logger);
-    this.transport = new SipTransport(config, this.log, (msg, from) => this.layer.receive(msg, from), options.transport);
+    this.audit = options.audit ?? new AuditLog(logger);
+    this.transport = new SipTransport(config, this.log, (msg, from) => this.layer.receive(msg, from), { ...options.transport, audit: this.audit });
     this.layer = new TransactionLayer({
       timers: config.timers,
       scheduler: options.scheduler ?? realScheduler,
@@ -156,7 +158,7 @@ export class SipAdapter implements Adapter {
       route: (target) => this.nextHop(target),
       exchange: (request, to) => this.exchange(request, to),
       poke: () => this.expiry.poke(),
-      ...(options.partnerOf === undefined ? {} : { partners: new PartnerSubscriptions(this.subscriptions, options.partnerOf, this.log) }),
+      ...(options.partnerOf === undefined ? {} : { partners: new PartnerSubscriptions(this.subscriptions, options.partnerOf, this.log, this.audit) }),
     };
     this.notifier = new PresenceNotifier(presence);
     this.subscriber = new PresenceSubscriber(presence);

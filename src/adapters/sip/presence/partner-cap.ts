@@ -41,8 +41,9 @@ export class PartnerSubscriptions {
     private readonly store: SubscriptionStore,
     private readonly partnerOf: PartnerOf,
     logger: Logger,
+    audit?: AuditLog,
   ) {
-    this.audit = new AuditLog(logger);
+    this.audit = audit ?? new AuditLog(logger);
   }
 
   /** The partner tag for a record whose watcher lives at `domain` on `side`. */

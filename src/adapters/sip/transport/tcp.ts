@@ -20,6 +20,8 @@ export interface TcpOptions {
   readonly connectTimeoutMs: number;
   /** Caps inbound connections per peer (a federation partner); see AdmitConnection. */
   readonly admit?: AdmitConnection;
+  /** Where refusals are written; one of its own on the logger unless given. */
+  readonly audit?: AuditLog;
 }
 
 /** An inbound connection's peer, as the listener knows it once the connection may carry SIP. */
@@ -123,7 +125,7 @@ export class TcpTransport {
     private readonly logger: Logger,
     private readonly layer: StreamLayer = plainTcp,
   ) {
-    this.audit = new AuditLog(logger);
+    this.audit = opts.audit ?? new AuditLog(logger);
   }
 
   get openConnections(): number {

@@ -55,8 +55,9 @@ export class TlsLayer implements StreamLayer {
       readonly maxConnections: number;
     },
     private readonly logger: Logger,
+    audit?: AuditLog,
   ) {
-    this.audit = new AuditLog(logger);
+    this.audit = audit ?? new AuditLog(logger);
   }
 
   async prepare(): Promise<void> {

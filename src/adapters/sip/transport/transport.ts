@@ -12,6 +12,7 @@ import { SipParseError } from '../codec/parse-error.js';
 import { buildResponse } from '../codec/response.js';
 import { serializeMessage } from '../codec/serialize.js';
 import { BridgeError } from '../../../core/errors.js';
+import type { AuditLog } from '../../../core/audit.js';
 import { randomToken } from '../../../core/ids.js';
 import { formatVia, parseVia } from '../codec/uri.js';
 import { TcpTransport, type AdmitConnection, type TcpConnectionInfo } from './tcp.js';
@@ -61,6 +62,8 @@ export interface TransportOptions {
    * item 5). Counted in this process: each SIP edge holds its own sockets.
    */
   readonly admitConnection?: AdmitConnection;
+  /** The process's audit log of denials (refused handshakes, connections past a cap). */
+  readonly audit?: AuditLog;
 }
 
 export type MessageHandler = (message: SipMessage, from: ReceivedFrom) => void;
@@ -96,6 +99,7 @@ export class SipTransport {
       idleMs: options.idleConnectionMs ?? 60_000,
       maxConnections: options.maxConnections ?? 1024,
       connectTimeoutMs: 64 * config.timers.t1Ms,
+      ...(options.audit === undefined ? {} : { audit: options.audit }),
     };
     this.tcp = new TcpTransport(listenOn('tcp'), streamOptions, (data, conn) => this.receive(data, streamFrom('tcp', conn)), logger);
     this.tls =
@@ -105,7 +109,7 @@ export class SipTransport {
         { ...streamOptions, ...(options.admitConnection === undefined ? {} : { admit: options.admitConnection }) },
         (data, conn) => this.receive(data, streamFrom('tls', conn)),
         logger,
-        new TlsLayer(config.tls, { handshakeTimeoutMs: streamOptions.connectTimeoutMs, maxConnections: streamOptions.maxConnections }, logger),
+        new TlsLayer(config.tls, { handshakeTimeoutMs: streamOptions.connectTimeoutMs, maxConnections: streamOptions.maxConnections }, logger, options.audit),
       );
   }
 
