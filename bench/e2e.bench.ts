@@ -380,6 +380,9 @@ async function main(): Promise<void> {
             series.push(await runSeries(sippToXmpp(name, () => [pid], { host: '127.0.0.1', port: sipPort }, 'juliet', prosody.domain, '202', juliet)));
             series.push(await runSeries(xmppToSipp(name, () => [pid], senders, (n) => `${numberOf(n % CONVERSATIONS)}@${prosody.component}`, uasPort)));
           } finally {
+            // BRIDGE_LOG_DIR: keep the tail of the bridge's log, to see why a step lost messages.
+            const logDir = process.env['BRIDGE_LOG_DIR'];
+            if (logDir !== undefined && bridge !== undefined) await writeFile(join(logDir, `bridge-${queue}.log`), bridge.stdout());
             await bridge?.close();
             await redis?.close();
           }
