@@ -157,7 +157,7 @@ export function createBridge(config: Readonly<BridgeConfig>, logger: Logger): Br
               tracing,
               // Subscriptions in memory die with the process: end them cleanly at stop.
               releaseSubscriptionsOnStop: config.queue.backend === 'memory',
-              ...(partners === undefined ? {} : { routeFor: partnerRoutes(partners) }),
+              ...(partners === undefined ? {} : { routeFor: partnerRoutes(partners), pinsFor: (domain: string) => partners.partnerForDomain(domain, 'sip')?.trust.fingerprints }),
               // Issue 6 item 5: per-partner caps on TLS connections and subscriptions held.
               ...policy.federation?.sipAdapterCaps(),
               presence: {

@@ -4,6 +4,7 @@
  * identities on ReceivedFrom, RFC 5922 name checks on outbound connections, RFC 5923
  * connection reuse, and the NULL-cipher opt-in.
  */
+import { X509Certificate } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { createServer as createTcpServer } from 'node:net';
 import { connect, createServer, type ConnectionOptions, type Server, type TLSSocket } from 'node:tls';
@@ -314,6 +315,37 @@ describe('outbound TLS server verification (RFC 5922 §7.2)', () => {
       expect(err).toMatchObject({ code: 'SIP_TLS_FAILED', condition: 'remote-server-not-found', retryable: false });
       expect((err as Error).message).toMatch(why);
       expect(handshakes).toBe(before); // we broke off before the handshake completed
+    } finally {
+      await adapter.stop();
+    }
+  });
+
+  // A partner's trust.fingerprints hold going out too (SipAdapterOptions.pinsFor).
+  it.each([
+    ['one the certificate does not have', () => [new X509Certificate(elsewhere.cert).fingerprint256], false],
+    ['the certificate\'s own', () => [new X509Certificate(bridge.cert).fingerprint256], true],
+  ])('given a pin, %s, for the target domain, then the handshake completes only with it', async (_what, pins, completes) => {
+    server.setSecureContext({ cert: bridge.cert, key: bridge.key });
+    const adapter = new SipAdapter(sipConfig({ outboundProxy: `sips:localhost:${port};lr` }), { onEvent: () => Promise.resolve() }, silentLogger(), {
+      pinsFor: (domain) => (domain === 'sip.example.net' ? pins() : undefined),
+    });
+    await adapter.start();
+    try {
+      const before = handshakes;
+      const err = await adapter.send(message('to a pinned server')).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // The test server hangs up on every connection, so even the pinned one fails to deliver,
+      // but as a retryable transport error after a completed handshake.
+      if (completes) {
+        await waitFor('the handshake at the server', () => handshakes > before || undefined);
+        expect(err).not.toMatchObject({ code: 'SIP_TLS_FAILED' });
+      } else {
+        expect(err).toMatchObject({ code: 'SIP_TLS_FAILED', retryable: false });
+        expect((err as Error).message).toMatch(/not one pinned for it/);
+        expect(handshakes).toBe(before);
+      }
     } finally {
       await adapter.stop();
     }

@@ -90,6 +90,11 @@ export interface SipAdapterOptions {
    * hop), or undefined for the usual way: sip.outboundProxy, else RFC 3263 on the domain.
    */
   readonly routeFor?: (domain: string) => string | undefined;
+  /**
+   * SHA-256 fingerprints pinned for a target domain's server (its partner's `trust.fingerprints`):
+   * a TLS connection for that domain must show one of them, as the partner must coming in.
+   */
+  readonly pinsFor?: (domain: string) => readonly string[] | undefined;
   /** The process's audit log of denials (issue 6 item 8); one of the adapter's own otherwise. */
   readonly audit?: AuditLog;
 }
@@ -109,6 +114,7 @@ export class SipAdapter implements Adapter {
   private readonly releaseOnStop: boolean;
   private readonly metrics: BridgeMetrics | undefined;
   private readonly routeFor: ((domain: string) => string | undefined) | undefined;
+  private readonly pinsFor: ((domain: string) => readonly string[] | undefined) | undefined;
   /** RFC 3263 DNS answers (sip.dns), made on first use. */
   private dnsAnswers: DnsAnswers | undefined;
   /** RFC 3263 §4.3: the targets after a located one, tried in turn when it fails. */
@@ -144,6 +150,7 @@ export class SipAdapter implements Adapter {
     this.releaseOnStop = options.releaseSubscriptionsOnStop === true;
     this.metrics = options.metrics;
     this.routeFor = options.routeFor;
+    this.pinsFor = options.pinsFor;
     this.tracing = options.tracing?.enabled === true ? options.tracing : undefined;
     this.traceScope = this.tracing === undefined ? undefined : new AsyncLocalStorage<TraceCarrier>();
     this.subscriptions = options.subscriptions ?? new MemorySubscriptionStore({ maxRecords: DEFAULT_MAX_SUBSCRIPTIONS });
@@ -388,13 +395,13 @@ export class SipAdapter implements Adapter {
     if (tls && !this.config.tls) {
       throw new BridgeError('SIP_NO_TLS', `${target} needs TLS: configure sip.tls`, { condition: 'remote-server-not-found' });
     }
-    const [to, ...rest] = await this.resolve(uri, target);
+    const [to, ...rest] = await this.resolve(uri, target, this.pinsFor?.(address.domain));
     this.alternates.set(to!, rest);
     return via !== undefined && 'lr' in uri.params ? { to: to!, route: via } : { to: to! };
   }
 
   /** RFC 3263 §4: the URI's targets in order, never empty. TCP can go out without a listener. */
-  private async resolve(uri: ReturnType<typeof parseUri>, target: string): Promise<Destination[]> {
+  private async resolve(uri: ReturnType<typeof parseUri>, target: string, pins?: readonly string[]): Promise<Destination[]> {
     const supported = new Set<TransportKind>(this.transport.boundPorts().map((b) => b.transport));
     supported.add('tcp');
     if (this.config.tls) supported.add('tls');
@@ -413,7 +420,7 @@ export class SipAdapter implements Adapter {
       throw new BridgeError('SIP_UNRESOLVABLE', `cannot resolve ${target}`, { condition: 'remote-server-not-found', retryable: true });
     }
     // Only TLS checks a name; a plain destination stays as before (no serverName).
-    return targets.map(({ serverName, ...rest }) => (rest.transport === 'tls' ? { ...rest, serverName } : rest));
+    return targets.map(({ serverName, ...rest }) => (rest.transport === 'tls' ? { ...rest, serverName, ...(pins === undefined ? {} : { pins }) } : rest));
   }
 
   private onRequest(req: SipRequest, tx: NonInviteServerTransaction, from: ReceivedFrom): void {

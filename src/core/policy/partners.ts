@@ -77,7 +77,8 @@ export const partnerSchema = z
     /**
      * How its TLS peer proves who it is: certificate names (RFC 5922 §7.1 identities) or
      * SHA-256 fingerprints (pinning). With neither, the partner is not authenticated by
-     * certificate, which the registry warns about at boot.
+     * certificate, which the registry warns about at boot. Pins hold both ways: a TLS connection
+     * the bridge opens to the partner must show a pinned certificate too.
      */
     trust: z
       .strictObject({

@@ -51,6 +51,11 @@ export interface TcpConnectionInfo {
 /** Where an outbound connection goes; TLS also checks the server certificate names `serverName`. */
 export interface StreamTarget extends Endpoint {
   readonly serverName?: string;
+  /**
+   * TLS: SHA-256 fingerprints (Node's `fingerprint256` form) of which the server's certificate
+   * must be one, besides naming `serverName` (a partner's `trust.fingerprints`).
+   */
+  readonly pins?: readonly string[];
 }
 
 /** What differs between plain TCP and TLS: how listeners and outbound connections are made. */
@@ -101,6 +106,8 @@ export function whenReady(socket: Socket, event: 'connect' | 'secureConnect', ti
 interface Connection extends TcpConnectionInfo {
   readonly socket: Socket;
   readonly key: string;
+  /** SHA-256 of the peer's certificate (TLS), for destinations that pin one. */
+  readonly fingerprint?: string;
 }
 
 export class TcpTransport {
@@ -176,7 +183,9 @@ export class TcpTransport {
    */
   async sendTo(to: StreamTarget, data: Buffer): Promise<void> {
     const alias = to.serverName === undefined ? undefined : this.aliases.get(aliasKey(to.serverName, to.port));
-    const conn = this.byRemote.get(keyOf(to)) ?? alias ?? (await this.open(to));
+    // A pinned destination reuses only a connection whose peer showed a pinned certificate.
+    const usable = (c: Connection | undefined) => (c !== undefined && (to.pins === undefined || (c.fingerprint !== undefined && to.pins.includes(c.fingerprint))) ? c : undefined);
+    const conn = usable(this.byRemote.get(keyOf(to))) ?? usable(alias) ?? (await this.open(to));
     await write(conn.socket, data);
   }
 
@@ -292,6 +301,7 @@ export class TcpTransport {
   private adopt(socket: Socket, key?: string): Connection {
     const remote = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const identities = this.layer.identities(socket);
+    const fingerprint = this.layer.fingerprint?.(socket);
     const conn: Connection = {
       id: this.nextId++,
       socket,
@@ -299,6 +309,7 @@ export class TcpTransport {
       local: { host: socket.localAddress ?? '', port: socket.localPort ?? 0 },
       key: key ?? keyOf(remote),
       ...(identities ? { identities } : {}),
+      ...(fingerprint === undefined ? {} : { fingerprint: fingerprint.toUpperCase() }),
     };
     this.connections.set(conn.id, conn);
     this.byRemote.set(conn.key, conn);

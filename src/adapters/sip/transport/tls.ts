@@ -120,7 +120,12 @@ export class TlsLayer implements StreamLayer {
       ...(isIP(name) ? {} : { servername: name }),
       ...(m.serverCa ? { ca: m.serverCa } : {}),
       rejectUnauthorized: this.config.verifyServer,
-      checkServerIdentity: (_host, cert) => verifyServerName(name, cert),
+      // RFC 5922 §7.2 first; then a partner's pinned fingerprints, when it has them.
+      checkServerIdentity: (_host, cert) =>
+        verifyServerName(name, cert) ??
+        (to.pins === undefined || to.pins.includes(cert.fingerprint256.toUpperCase())
+          ? undefined
+          : Object.assign(new Error(`the certificate of ${name} (SHA-256 ${cert.fingerprint256}) is not one pinned for it`), { code: 'ERR_SIP_TLS_PIN' })),
     });
     let connected = false;
     socket.once('connect', () => {

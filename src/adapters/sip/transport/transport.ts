@@ -30,6 +30,8 @@ export interface Destination extends Endpoint {
   readonly transport: TransportKind;
   /** TLS: the domain the server certificate must name (RFC 5922 §7.2), also sent as SNI. */
   readonly serverName?: string;
+  /** TLS: the fingerprints one of which the server certificate must have (a partner's pins). */
+  readonly pins?: readonly string[];
 }
 
 /** How a message arrived, kept by the server transaction so its responses can be routed back. */
