@@ -183,9 +183,7 @@ export class TcpTransport {
    */
   async sendTo(to: StreamTarget, data: Buffer): Promise<void> {
     const alias = to.serverName === undefined ? undefined : this.aliases.get(aliasKey(to.serverName, to.port));
-    // A pinned destination reuses only a connection whose peer showed a pinned certificate.
-    const usable = (c: Connection | undefined) => (c !== undefined && (to.pins === undefined || (c.fingerprint !== undefined && to.pins.includes(c.fingerprint))) ? c : undefined);
-    const conn = usable(this.byRemote.get(keyOf(to))) ?? usable(alias) ?? (await this.open(to));
+    const conn = usableFor(to, this.byRemote.get(keyOf(to))) ?? usableFor(to, alias) ?? (await this.open(to));
     await write(conn.socket, data);
   }
 
@@ -279,7 +277,6 @@ export class TcpTransport {
     return false;
   }
 
-
   private open(to: StreamTarget): Promise<Connection> {
     const key = keyOf(to);
     const pending = this.connecting.get(key);
@@ -360,6 +357,12 @@ export class TcpTransport {
 }
 
 const PONG = Buffer.from('\r\n');
+
+/** A pinned destination reuses only a connection whose peer showed a pinned certificate. */
+function usableFor(to: StreamTarget, conn: Connection | undefined): Connection | undefined {
+  if (conn === undefined || to.pins === undefined) return conn;
+  return conn.fingerprint !== undefined && to.pins.includes(conn.fingerprint) ? conn : undefined;
+}
 
 function keyOf(e: StreamTarget): string {
   return `${e.host}|${e.port}|${e.serverName?.toLowerCase() ?? ''}`;
