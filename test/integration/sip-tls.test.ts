@@ -230,6 +230,24 @@ describe('the SIP adapter over TLS', () => {
     expect(a.openConnections).toBe(1);
     expect(b.openConnections).toBe(1);
   });
+
+  it('given a pin for the target domain that the open connection\'s certificate lacks, then that connection is not reused and the send fails the pin check', async () => {
+    let pins: string[] | undefined;
+    const c = new SipAdapter(sipConfig({ outboundProxy: `sips:localhost:${portB};lr` }), { onEvent: () => Promise.resolve() }, silentLogger(), {
+      pinsFor: () => pins,
+    });
+    await c.start();
+    try {
+      await c.send(message('before the pin'));
+      await waitFor('the first message at B', () => atB.find((e) => e.kind === 'message' && e.body === 'before the pin'));
+      expect(c.openConnections).toBe(1);
+      pins = [new X509Certificate(elsewhere.cert).fingerprint256];
+      await expect(c.send(message('after the pin'))).rejects.toMatchObject({ code: 'SIP_TLS_FAILED' });
+      expect(atB.some((e) => e.kind === 'message' && e.body === 'after the pin')).toBe(false);
+    } finally {
+      await c.stop();
+    }
+  });
 });
 
 describe('mutual TLS at the transport', () => {
