@@ -7,7 +7,7 @@
  */
 
 /** xorshift32: a tiny deterministic generator, so a failing seed replays exactly. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;
@@ -22,7 +22,7 @@ function random(seed: number): () => number {
 type Mutation = (msg: Buffer, rnd: () => number) => Buffer;
 
 
-const pick = <T>(items: readonly T[], rnd: () => number): T => items[Math.floor(rnd() * items.length)] as T;
+export const pick = <T>(items: readonly T[], rnd: () => number): T => items[Math.floor(rnd() * items.length)] as T;
 
 const MUTATIONS: readonly Mutation[] = [
   // Flip a few bytes anywhere.

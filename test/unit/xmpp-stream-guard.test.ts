@@ -2,36 +2,12 @@
  * The stream guard on an in-memory entity: the real @xmpp/xml parser, bytes handed in as a
  * socket would, no network (the real-socket proofs are in the integration tests).
  */
-import { EventEmitter } from 'node:events';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import xml, { type Element } from '@xmpp/xml';
-import { HostileInputError, installStreamGuard, type GuardedEntity } from '../../src/adapters/xmpp/stream-guard.js';
+import { HostileInputError } from '../../src/adapters/xmpp/stream-guard.js';
+import { guardedStream } from '../support/guarded-entity.js';
 
-function entity(maxHeldChars?: number): { e: GuardedEntity; stanzas: Element[]; errors: Error[]; written: string[] } {
-  const e = new EventEmitter() as GuardedEntity;
-  const stanzas: Element[] = [];
-  const errors: Error[] = [];
-  const written: string[] = [];
-  const parser = new xml.Parser();
-  parser.on('element', (el: Element) => stanzas.push(el));
-  parser.on('error', (err: Error) => e._onParserError(err));
-  const socket = new PassThrough();
-  socket.on('data', (d: Buffer) => written.push(d.toString()));
-  Object.assign(e, {
-    socket,
-    parser,
-    _detachParser() {
-      parser.removeAllListeners();
-      e.parser = null;
-    },
-  });
-  e.on('error', (err: Error) => errors.push(err));
-  installStreamGuard(e, maxHeldChars);
-  e._onData(Buffer.from(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>`));
-  return { e, stanzas, errors, written };
-}
+const entity = guardedStream;
 
 describe('installStreamGuard', () => {
   it('given a body whose characters are split across reads at every byte, then it is decoded exactly', () => {
