@@ -10,12 +10,12 @@
  * (`erl` runs `-s` and `-eval` in order in its init process).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Prosody, ProsodyUser } from './prosody.js';
 import { freePort, tcpAccepts, waitFor } from './ports.js';
-import { stopProcess } from './process.js';
+import { serverControls, stopProcess } from './process.js';
 
 export interface EjabberdOptions {
   /** The host users live on. */
@@ -137,19 +137,7 @@ async function startIn(dir: string, opts: EjabberdOptions): Promise<Ejabberd> {
     users,
     dir,
     logPath,
-    pid: () => child?.pid ?? -1,
-    signal: (sig) => {
-      child?.kill(sig);
-    },
-    restart: async () => {
-      await halt();
-      await launch();
-    },
-    stop: async () => {
-      await halt();
-      await rm(dir, { recursive: true, force: true });
-    },
-    log: () => readFile(logPath, 'utf8').catch(() => ''),
+    ...serverControls({ child: () => child, launch, halt, dir, logPath }),
   };
 }
 

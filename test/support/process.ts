@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
 
 /**
  * Stops a peer process the tests started: SIGCONT first (a frozen, SIGSTOPped server never acts
@@ -12,4 +13,39 @@ export async function stopProcess(proc: ChildProcess | undefined, graceMs = 5_00
   const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/** What a test does to a peer server it started: find, signal, restart and stop it, read its log. */
+export interface ServerControls {
+  pid(): number;
+  signal(sig: NodeJS.Signals): void;
+  restart(): Promise<void>;
+  /** Stops it and removes its temp dir. */
+  stop(): Promise<void>;
+  log(): Promise<string>;
+}
+
+/** The controls of a server run by `launch`/`halt`, whose current process `child()` returns. */
+export function serverControls(o: {
+  child: () => ChildProcess | undefined;
+  launch: () => Promise<void>;
+  halt: () => Promise<void>;
+  dir: string;
+  logPath: string;
+}): ServerControls {
+  return {
+    pid: () => o.child()?.pid ?? -1,
+    signal: (sig) => {
+      o.child()?.kill(sig);
+    },
+    restart: async () => {
+      await o.halt();
+      await o.launch();
+    },
+    stop: async () => {
+      await o.halt();
+      await rm(o.dir, { recursive: true, force: true });
+    },
+    log: () => readFile(o.logPath, 'utf8').catch(() => ''),
+  };
 }

@@ -8,7 +8,7 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, tcpAccepts, waitFor } from './ports.js';
-import { stopProcess } from './process.js';
+import { serverControls, stopProcess } from './process.js';
 
 export interface ProsodyOptions {
   /** The VirtualHost users live on. */
@@ -158,19 +158,7 @@ async function startIn(dir: string, opts: ProsodyOptions): Promise<Prosody> {
     users: Object.entries(userTable).map(([username, password]) => ({ username, password, jid: `${username}@${domain}` })),
     dir,
     logPath,
-    pid: () => child?.pid ?? -1,
-    signal: (sig) => {
-      child?.kill(sig);
-    },
-    restart: async () => {
-      await halt();
-      await launch();
-    },
-    stop: async () => {
-      await halt();
-      await rm(dir, { recursive: true, force: true });
-    },
-    log: () => readFile(logPath, 'utf8').catch(() => ''),
+    ...serverControls({ child: () => child, launch, halt, dir, logPath }),
   };
 }
 
