@@ -5,13 +5,13 @@
  * kamailio-xmpp-modules. Addresses follow the module's default encoding: SIP users write to
  * sip:juliet*xmpp.test@DOMAIN, XMPP users to alice*corp.example@DOMAIN.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, tcpAccepts, waitFor } from '../../test/support/ports.js';
-import { stopProcess } from '../../test/support/process.js';
+import { runKamailio } from '../../test/support/kamailio.js';
+import { freePort } from '../../test/support/ports.js';
 import type { Prosody } from '../../test/support/prosody.js';
 
 const FIX_SCRIPT = resolve(process.env['KAMAILIO_XMPP_FIX'] ?? '../shared/tools/kamailio-xmpp-fixed.sh');
@@ -47,45 +47,19 @@ export async function startKamailioGateway(o: KamailioGatewayOptions): Promise<K
   const port = await freePort();
   const cfgPath = join(dir, 'kamailio.cfg');
   await writeFile(cfgPath, config(port, join(dir, 'xmpp.so'), o));
-  const check = spawnSync('kamailio', ['-c', '-f', cfgPath], { encoding: 'utf8' });
-  if (check.status !== 0) {
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`kamailio config check failed:\n${check.stderr}`);
-  }
-  let output = '';
-  const child: ChildProcess = spawn(
-    'kamailio',
-    ['-f', cfgPath, '-DD', '-E', '-n', String(o.workers ?? 4), '-m', String(o.sharedMiB ?? 1024), '-M', '16', '-P', join(dir, 'kamailio.pid'), '-w', dir, '-Y', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const keep = (d: Buffer): void => {
-    output = (output + d.toString()).slice(-200_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  const stop = async (): Promise<void> => {
-    await stopProcess(child);
-    await rm(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitFor(`kamailio listening on 127.0.0.1:${port}`, async () => {
-      if (exited) throw new Error(`kamailio exited during start-up:\n${output.slice(-3000)}`);
-      return (await tcpAccepts(port)) || undefined;
-    }, 15_000, 50);
+  const run = await runKamailio(dir, cfgPath, port, `kamailio listening on 127.0.0.1:${port}`, {
+    workers: o.workers ?? 4,
+    tcpWorkers: null,
+    sharedMiB: o.sharedMiB ?? 1024,
+    pkgMiB: 16,
     // The module's XMPP process logs nothing on success: its component session shows up in
     // Prosody's log once the handshake is through.
-    await waitFor(`kamailio's xmpp component to authenticate with Prosody as ${o.domain}`, async () => {
-      if (exited) throw new Error(`kamailio exited:\n${output.slice(-3000)}`);
-      const log = await o.prosody.log();
-      return new RegExp(`${o.domain.replace(/\./g, '\\.')}:component.*(authenticated|Component successfully)`).test(log) || undefined;
-    }, 15_000, 100);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { port, pid: () => child.pid ?? -1, output: () => output, stop };
+    ready: {
+      what: `kamailio's xmpp component to authenticate with Prosody as ${o.domain}`,
+      check: async () => new RegExp(`${o.domain.replace(/\./g, '\\.')}:component.*(authenticated|Component successfully)`).test(await o.prosody.log()),
+    },
+  });
+  return { port, ...run };
 }
 
 function config(port: number, modulePath: string, o: KamailioGatewayOptions): string {

@@ -42,24 +42,45 @@ export async function startKamailio(options: KamailioOptions): Promise<Kamailio>
   return { host: '127.0.0.1', port, uri: (transport) => `sip:127.0.0.1:${port};transport=${transport}`, ...run };
 }
 
+/** Process sizes (kamailio -n, -N, -m, -M) and, past TCP readiness, what else start-up waits for. */
+export interface KamailioRunOptions {
+  readonly workers?: number;
+  /** TCP workers; null leaves Kamailio's default (as many as `workers`). */
+  readonly tcpWorkers?: number | null;
+  readonly sharedMiB?: number;
+  readonly pkgMiB?: number;
+  /** Another readiness check after the port accepts, with its description. */
+  readonly ready?: { readonly what: string; check(): Promise<boolean> };
+}
+
 /**
- * Checks a config (`kamailio -c`), runs Kamailio in the foreground with its output kept, and
- * waits until `port` accepts TCP. `stop()` ends it and removes `dir`; a failed start does too.
+ * Checks a config (`kamailio -c`), runs Kamailio in the foreground with the tail of its output
+ * kept, and waits until `port` accepts TCP (and `o.ready`). `stop()` ends it and removes `dir`; a
+ * failed start does too.
  */
-export async function runKamailio(dir: string, cfgPath: string, port: number, what: string): Promise<{ output(): string; stop(): Promise<void> }> {
+export async function runKamailio(
+  dir: string,
+  cfgPath: string,
+  port: number,
+  what: string,
+  o: KamailioRunOptions = {},
+): Promise<{ output(): string; pid(): number; stop(): Promise<void> }> {
   const check = spawnSync('kamailio', ['-c', '-f', cfgPath], { encoding: 'utf8' });
   if (check.status !== 0) {
     await rm(dir, { recursive: true, force: true });
     throw new Error(`kamailio config check failed:\n${check.stderr}`);
   }
   let output = '';
-  const child: ChildProcess = spawn(
-    'kamailio',
-    ['-f', cfgPath, '-DD', '-E', '-n', '2', '-N', '1', '-m', '32', '-M', '8', '-P', join(dir, 'kamailio.pid'), '-w', dir, '-Y', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const tcpWorkers = o.tcpWorkers === undefined ? 1 : o.tcpWorkers;
+  const sizes = ['-n', String(o.workers ?? 2), ...(tcpWorkers === null ? [] : ['-N', String(tcpWorkers)]), '-m', String(o.sharedMiB ?? 32), '-M', String(o.pkgMiB ?? 8)];
+  const child: ChildProcess = spawn('kamailio', ['-f', cfgPath, '-DD', '-E', ...sizes, '-P', join(dir, 'kamailio.pid'), '-w', dir, '-Y', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const keep = (d: Buffer): void => {
+    output = (output + d.toString()).slice(-200_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   let exited = false;
   child.once('exit', () => (exited = true));
   const stop = async (): Promise<void> => {
@@ -68,14 +89,21 @@ export async function runKamailio(dir: string, cfgPath: string, port: number, wh
   };
   try {
     await waitFor(what, async () => {
-      if (exited) throw new Error(`kamailio exited during start-up:\n${output}`);
+      if (exited) throw new Error(`kamailio exited during start-up:\n${output.slice(-3000)}`);
       return (await tcpAccepts(port)) || undefined;
     }, 15_000, 50);
+    const ready = o.ready;
+    if (ready !== undefined) {
+      await waitFor(ready.what, async () => {
+        if (exited) throw new Error(`kamailio exited:\n${output.slice(-3000)}`);
+        return (await ready.check()) || undefined;
+      }, 15_000, 100);
+    }
   } catch (err) {
     await stop();
     throw err;
   }
-  return { output: () => output, stop };
+  return { output: () => output, pid: () => child.pid ?? -1, stop };
 }
 
 /**
